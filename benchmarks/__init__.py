@@ -1,0 +1,1 @@
+"""Benchmarks: fapilog against the libraries users would pick instead, as ratios."""

@@ -1,0 +1,26 @@
+"""Run every benchmark, print the figures and the verdicts; exit 1 on a miss."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from benchmarks import bench_context
+
+
+def main() -> int:
+    """Run the selected benchmarks and report."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    parser.add_argument("--rounds", type=int, default=31, help="interleaved rounds per case")
+    args = parser.parse_args()
+    verdicts = []
+    for module in (bench_context,):
+        verdicts.extend(module.run(args.rounds))
+    print("\n## verdicts (medians)")
+    for verdict in verdicts:
+        print(verdict.line())
+    return 0 if all(verdict.met for verdict in verdicts) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Interleaved timing: every case runs in every round, in rotating order.
+
+Interleaving spreads machine noise (another process, a frequency change) over
+all cases alike, so the ratio between two cases stays meaningful even when the
+absolute figures drift.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+Batch = Callable[[int], object]
+"""Runs its operation the given number of times."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Per-operation times of one case, in nanoseconds."""
+
+    median: float
+    minimum: float
+
+
+def measure(cases: Mapping[str, Batch], *, number: int, rounds: int) -> dict[str, Timing]:
+    """Time each case ``rounds`` times for ``number`` operations, interleaved."""
+    names = list(cases)
+    for name in names:  # warm-up: caches, lazy imports, first-call paths
+        cases[name](max(1, number // 10))
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for round_index in range(rounds):
+            shift = round_index % len(names)
+            for name in names[shift:] + names[:shift]:
+                start = time.perf_counter_ns()
+                cases[name](number)
+                samples[name].append((time.perf_counter_ns() - start) / number)
+            gc.collect()
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return {name: Timing(statistics.median(values), min(values)) for name, values in samples.items()}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One target: ``ours / peer <= bound``, on medians."""
+
+    label: str
+    ours: float
+    peer: float
+    bound: float
+
+    @property
+    def ratio(self) -> float:
+        """Return ours divided by peer."""
+        return self.ours / self.peer
+
+    @property
+    def met(self) -> bool:
+        """Return whether the ratio is within the bound."""
+        return self.ratio <= self.bound
+
+    def line(self) -> str:
+        """Render as one report line."""
+        mark = "ok  " if self.met else "MISS"
+        return (
+            f"{mark} {self.label:<58} {self.ours:10.0f} ns / {self.peer:10.0f} ns"
+            f" = {self.ratio:5.2f}x (target <= {self.bound:g}x)"
+        )
+
+
+def report(title: str, timings: Mapping[str, Timing]) -> None:
+    """Print every case's median and minimum."""
+    print(f"\n## {title}")
+    for name, timing in timings.items():
+        print(f"     {name:<58} median {timing.median:10.0f} ns   min {timing.minimum:10.0f} ns")

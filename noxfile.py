@@ -1,0 +1,53 @@
+"""Sessions: ``tests`` and ``typecheck`` (CI), ``bench``, ``stress`` and ``demo``.
+
+Every session runs on the interpreter nox itself runs on, so CI never asks for
+a Python that the machine does not have.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+
+
+def _install(session: nox.Session, *groups: str) -> None:
+    """Install fapilog (editable) and the named dependency groups."""
+    requirements: list[str] = []
+    for group in groups:
+        requirements.extend(nox.project.dependency_groups(PYPROJECT, group))
+    session.install("-e", ".", *requirements)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite with branch coverage and the fail-under gate."""
+    _install(session, "tests")
+    session.run("coverage", "erase")
+    session.run("coverage", "run", "-m", "pytest", *session.posargs)
+    session.run("coverage", "report")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """Run mypy --strict over src, tests, benchmarks and this file."""
+    _install(session, "typecheck", "bench")
+    session.run("mypy", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Compare fapilog with its peers, interleaved in one run, as ratios."""
+    _install(session, "bench")
+    session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Start the example service under uvicorn, call it, print its JSON logs."""
+    _install(session, "demo")
+    session.run("python", "-m", "examples.demo", *session.posargs)

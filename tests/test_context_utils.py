@@ -1,0 +1,215 @@
+"""The context API: bind, read, clear, copy — typed, validated, atomic, isolated."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from typing import Any
+
+import pydantic
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fapilog import RequestContext, bind_context, clear_context, context_copy, get_context
+
+FIELDS = ("trace_id", "span_id", "latency_ms", "status_code", "req_bytes", "res_bytes", "user_agent")
+ALL_NONE = dict.fromkeys(FIELDS)
+
+
+def test_get_context_outside_any_bind_has_the_seven_keys_all_none() -> None:
+    assert get_context() == ALL_NONE
+    assert list(get_context()) == list(FIELDS)
+
+
+def test_bound_values_are_returned_under_their_keys() -> None:
+    bind_context(trace_id="t-1", span_id="00f067aa0ba902b7", status_code=201, latency_ms=1.5)
+    assert get_context() == {
+        **ALL_NONE,
+        "trace_id": "t-1",
+        "span_id": "00f067aa0ba902b7",
+        "status_code": 201,
+        "latency_ms": 1.5,
+    }
+
+
+def test_bind_merges_with_earlier_binds_and_overwrites_repeated_keys() -> None:
+    bind_context(trace_id="first", user_agent="curl/8")
+    bind_context(trace_id="second", req_bytes=10)
+    assert get_context() == {**ALL_NONE, "trace_id": "second", "user_agent": "curl/8", "req_bytes": 10}
+
+
+def test_binding_none_unsets_a_value() -> None:
+    bind_context(trace_id="abc", status_code=200)
+    bind_context(status_code=None)
+    assert get_context() == {**ALL_NONE, "trace_id": "abc"}
+
+
+def test_an_int_is_accepted_for_latency() -> None:
+    bind_context(latency_ms=3)
+    assert get_context()["latency_ms"] == 3
+
+
+def test_clear_context_wipes_every_value() -> None:
+    bind_context(
+        trace_id="a", span_id="b", latency_ms=1.0, status_code=500, req_bytes=1, res_bytes=2, user_agent="ua"
+    )
+    clear_context()
+    assert get_context() == ALL_NONE
+
+
+def test_get_context_returns_a_fresh_dict_each_call() -> None:
+    bind_context(trace_id="abc")
+    first = get_context()
+    first["trace_id"] = "mutated"
+    second = get_context()
+    assert second["trace_id"] == "abc"
+    assert first is not second
+
+
+def test_get_context_equals_the_model_dump_of_the_stored_model() -> None:
+    bind_context(trace_id="abc", res_bytes=7, latency_ms=0.25)
+    snapshot = context_copy()
+    stored = next(value for value in snapshot.values() if isinstance(value, RequestContext))
+    assert get_context() == stored.model_dump()
+
+
+def test_the_model_is_immutable() -> None:
+    model = RequestContext(trace_id="abc")
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
+        model.trace_id = "other"  # type: ignore[misc]  # assigning to a frozen field is the point
+    assert model.trace_id == "abc"
+
+
+def test_the_model_rejects_unknown_fields() -> None:
+    with pytest.raises(pydantic.ValidationError, match="bogus"):
+        RequestContext(bogus=1)  # type: ignore[call-arg]  # the unknown field is the point
+
+
+def test_a_snapshot_does_not_change_when_the_context_changes_later() -> None:
+    bind_context(trace_id="before")
+    snapshot = context_copy()
+    bind_context(trace_id="after")
+    clear_context()
+    assert snapshot.run(get_context)["trace_id"] == "before"
+    assert get_context()["trace_id"] is None
+
+
+def test_a_bind_inside_a_snapshot_stays_inside_it() -> None:
+    bind_context(trace_id="outer")
+    snapshot = context_copy()
+    snapshot.run(bind_context, trace_id="inner")
+    assert snapshot.run(get_context)["trace_id"] == "inner"
+    assert get_context()["trace_id"] == "outer"
+
+
+@pytest.mark.anyio
+async def test_binds_in_a_child_task_never_reach_the_parent() -> None:
+    bind_context(trace_id="parent")
+
+    async def child() -> str | None:
+        bind_context(trace_id="child", status_code=418)
+        return get_context()["trace_id"]
+
+    assert await asyncio.create_task(child()) == "child"
+    assert get_context() == {**ALL_NONE, "trace_id": "parent"}
+
+
+@pytest.mark.anyio
+async def test_200_concurrent_tasks_each_see_only_their_own_values() -> None:
+    count = 200
+    all_bound = asyncio.Event()
+    bound = 0
+
+    async def worker(index: int) -> tuple[int, dict[str, Any]]:
+        nonlocal bound
+        bind_context(trace_id=f"trace-{index}", req_bytes=index)
+        bound += 1
+        if bound == count:
+            all_bound.set()
+        await all_bound.wait()  # every task has bound before any reads
+        return index, dict(get_context())
+
+    results = await asyncio.gather(*(worker(i) for i in range(count)))
+    for index, seen in results:
+        assert seen == {**ALL_NONE, "trace_id": f"trace-{index}", "req_bytes": index}
+    assert get_context() == ALL_NONE
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "offending"),
+    [
+        ({"bogus": 1}, "bogus"),
+        ({"status_code": "abc"}, "status_code"),
+        ({"status_code": "200"}, "status_code"),
+        ({"status_code": True}, "status_code"),
+        ({"status_code": 99}, "status_code"),
+        ({"trace_id": 123}, "trace_id"),
+        ({"trace_id": b"abc"}, "trace_id"),
+        ({"latency_ms": float("nan")}, "latency_ms"),
+        ({"latency_ms": -1.0}, "latency_ms"),
+        ({"req_bytes": -1}, "req_bytes"),
+        ({"res_bytes": 1.5}, "res_bytes"),
+        ({"trace_id": "valid", "bogus": 1}, "bogus"),
+        ({"span_id": "valid", "status_code": "abc"}, "status_code"),
+    ],
+)
+def test_a_bad_bind_raises_naming_the_key_and_changes_nothing(kwargs: dict[str, Any], offending: str) -> None:
+    bind_context(trace_id="kept", status_code=200)
+    before = get_context()
+    with pytest.raises(pydantic.ValidationError) as excinfo:
+        bind_context(**kwargs)
+    assert [error["loc"] for error in excinfo.value.errors()] == [(offending,)]
+    assert get_context() == before
+
+
+_VALID_VALUES: dict[str, st.SearchStrategy[Any]] = {
+    "trace_id": st.none() | st.text(max_size=40),
+    "span_id": st.none() | st.text(max_size=20),
+    "latency_ms": st.none() | st.floats(min_value=0, allow_nan=False, allow_infinity=False),
+    "status_code": st.none() | st.integers(100, 599),
+    "req_bytes": st.none() | st.integers(min_value=0),
+    "res_bytes": st.none() | st.integers(min_value=0),
+    "user_agent": st.none() | st.text(max_size=40),
+}
+_INVALID_VALUES: dict[str, st.SearchStrategy[Any]] = {
+    "trace_id": st.integers() | st.binary() | st.floats(),
+    "span_id": st.integers() | st.lists(st.text(), max_size=2),
+    "latency_ms": st.text() | st.just(float("inf")) | st.floats(max_value=-0.001),
+    "status_code": st.text() | st.integers(max_value=99) | st.integers(min_value=600) | st.booleans(),
+    "req_bytes": st.text() | st.integers(max_value=-1) | st.floats(),
+    "res_bytes": st.text() | st.integers(max_value=-1) | st.floats(),
+    "user_agent": st.integers() | st.binary(),
+}
+_UNKNOWN_KEYS = st.text(min_size=1, max_size=12).filter(lambda key: key not in FIELDS)
+
+
+@st.composite
+def _binds(draw: st.DrawFn) -> tuple[dict[str, Any], bool]:
+    """Draw keyword arguments for one bind, and whether they are all valid."""
+    kwargs: dict[str, Any] = {}
+    valid = True
+    for key in draw(st.lists(st.sampled_from(FIELDS), unique=True, max_size=len(FIELDS))):
+        if draw(st.booleans()):
+            kwargs[key] = draw(_VALID_VALUES[key])
+        else:
+            kwargs[key] = draw(_INVALID_VALUES[key])
+            valid = False
+    for key in draw(st.lists(_UNKNOWN_KEYS, unique=True, max_size=2)):
+        kwargs[key] = draw(st.integers() | st.text())
+        valid = False
+    return kwargs, valid
+
+
+@given(st.lists(_binds(), min_size=1, max_size=6))
+def test_every_bind_is_applied_whole_or_not_at_all(binds: list[tuple[dict[str, Any], bool]]) -> None:
+    clear_context()
+    expected = dict(ALL_NONE)
+    for kwargs, valid in binds:
+        if valid:
+            bind_context(**kwargs)
+            expected.update(kwargs)
+        else:
+            with pytest.raises(pydantic.ValidationError):
+                bind_context(**kwargs)
+        assert get_context() == expected

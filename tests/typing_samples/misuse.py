@@ -1,0 +1,11 @@
+"""User code that misuses the context API: mypy --strict flags each marked line."""
+
+from fapilog import bind_context, get_context
+
+bind_context(trace_id="abc")
+bind_context(bogus=1)  # expect-error
+bind_context(status_code="x")  # expect-error
+bind_context(trace_id=123)  # expect-error
+status: str = get_context()["status_code"]  # expect-error
+missing = get_context()["method"]  # expect-error
+get_context()["trace_id"].upper()  # expect-error
