@@ -19,10 +19,23 @@ Batch = Callable[[int], object]
 
 @dataclass(frozen=True)
 class Timing:
-    """Per-operation times of one case, in nanoseconds."""
+    """Per-operation times of one case, in nanoseconds, one sample per round."""
 
-    median: float
-    minimum: float
+    samples: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        """Return the median sample."""
+        return statistics.median(self.samples)
+
+    @property
+    def minimum(self) -> float:
+        """Return the fastest sample."""
+        return min(self.samples)
+
+    def minus(self, baseline: Timing) -> Timing:
+        """Return this case's overhead over *baseline*, round by round."""
+        return Timing(tuple(ours - base for ours, base in zip(self.samples, baseline.samples, strict=True)))
 
 
 def measure(cases: Mapping[str, Batch], *, number: int, rounds: int) -> dict[str, Timing]:
@@ -44,7 +57,7 @@ def measure(cases: Mapping[str, Batch], *, number: int, rounds: int) -> dict[str
     finally:
         if gc_was_enabled:
             gc.enable()
-    return {name: Timing(statistics.median(values), min(values)) for name, values in samples.items()}
+    return {name: Timing(tuple(values)) for name, values in samples.items()}
 
 
 @dataclass(frozen=True)

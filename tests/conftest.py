@@ -30,6 +30,26 @@ def _clean_state() -> Iterator[None]:
         logger.disabled = disabled
 
 
+class _ListHandler(logging.Handler):
+    """Keep every record it handles."""
+
+    def __init__(self, records: list[logging.LogRecord]) -> None:
+        super().__init__(logging.DEBUG)
+        self.records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def records() -> list[logging.LogRecord]:
+    """Capture every record that reaches the root logger, at every level."""
+    captured: list[logging.LogRecord] = []
+    logging.root.addHandler(_ListHandler(captured))
+    logging.root.setLevel(logging.DEBUG)
+    return captured
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     """Run async tests on asyncio, the loop uvicorn and FastAPI use."""

@@ -10,6 +10,7 @@ import fapilog
 
 PUBLIC = [
     "RequestContext",
+    "TraceIDMiddleware",
     "bind_context",
     "clear_context",
     "context_copy",
@@ -35,19 +36,22 @@ def test_importing_fapilog_touches_no_global_logging_state() -> None:
     """A fresh interpreter's logging setup is identical before and after the import."""
     probe = """
 import logging
-def state():
-    loggers = logging.Logger.manager.loggerDict.values()
+def configuration():
     return (
         logging.getLogRecordFactory(), logging.getLoggerClass(), logging.root.level,
         list(logging.root.handlers), list(logging.root.filters), logging.lastResort,
-        sorted(
-            (lg.name, lg.level, len(lg.handlers), len(lg.filters), lg.propagate)
-            for lg in loggers if isinstance(lg, logging.Logger)
-        ),
+        logging.root.manager.disable,
     )
-before = state()
+def configured_loggers():
+    return sorted(
+        name for name, lg in logging.Logger.manager.loggerDict.items()
+        if isinstance(lg, logging.Logger)
+        and (lg.level or lg.handlers or lg.filters or not lg.propagate or lg.disabled)
+    )
+before = configuration(), configured_loggers()
 import fapilog
-assert state() == before, (before, state())
+after = configuration(), configured_loggers()
+assert after == before, (before, after)
 print("unchanged")
 """
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)

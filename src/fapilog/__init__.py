@@ -9,11 +9,13 @@ from fapilog._internal.context import (
     context_copy,
     get_context,
 )
+from fapilog._internal.middleware import TraceIDMiddleware
 
 __version__ = _version("fapilog")
 
 __all__ = [
     "RequestContext",
+    "TraceIDMiddleware",
     "bind_context",
     "clear_context",
     "context_copy",

@@ -33,7 +33,7 @@ class RequestContext(BaseModel):
     trace_id: str | None = None
     span_id: str | None = None
     latency_ms: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    status_code: int | None = Field(default=None, ge=100, le=599)
+    status_code: int | None = Field(default=None, ge=100, le=999)
     req_bytes: int | None = Field(default=None, ge=0)
     res_bytes: int | None = Field(default=None, ge=0)
     user_agent: str | None = None
@@ -85,7 +85,9 @@ def bind_context(**kwargs: Unpack[ContextUpdate]) -> None:
     """
     # Validating the merged fields builds the new model in one pass; the
     # ContextVar is only set once that has succeeded, so a bind is atomic.
-    _request_context.set(_validate({**_request_context.get().__dict__, **kwargs}))
+    # Into an empty context (a request's first bind) there is nothing to merge.
+    current = _request_context.get()
+    _request_context.set(_validate(kwargs if current is _EMPTY else {**current.__dict__, **kwargs}))
 
 
 def clear_context() -> None:

@@ -1,0 +1,61 @@
+"""Trace and span ids: generate them, and accept incoming ones only when valid."""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Final
+
+__all__ = [
+    "generate_span_id",
+    "generate_trace_id",
+    "is_valid_request_id",
+    "is_w3c_trace_id",
+    "trace_id_from_traceparent",
+]
+
+_REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+_W3C_TRACE_ID: Final = re.compile(r"[0-9a-f]{32}")
+# version-traceid-parentid-flags, and for a future version anything after a dash.
+_TRACEPARENT: Final = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}(-.*)?", re.DOTALL)
+_ZERO_TRACE_ID: Final = "0" * 32
+_ZERO_SPAN_ID: Final = "0" * 16
+_getrandbits: Final = random.getrandbits
+
+
+def generate_trace_id() -> str:
+    """Return a new W3C-compatible trace id: 32 lowercase hex, never all zero."""
+    return (_getrandbits(128) or 1).to_bytes(16, "big").hex()
+
+
+def generate_span_id() -> str:
+    """Return a new W3C-compatible span id: 16 lowercase hex, never all zero."""
+    return (_getrandbits(64) or 1).to_bytes(8, "big").hex()
+
+
+def is_valid_request_id(value: str) -> bool:
+    """Return whether *value* is 1-128 characters of ``A-Z a-z 0-9 . _ : -``."""
+    return _REQUEST_ID.fullmatch(value) is not None
+
+
+def is_w3c_trace_id(value: str) -> bool:
+    """Return whether *value* can be the trace-id of a ``traceparent``."""
+    return value != _ZERO_TRACE_ID and _W3C_TRACE_ID.fullmatch(value) is not None
+
+
+def trace_id_from_traceparent(value: str) -> str | None:
+    """Return the trace-id of a valid W3C ``traceparent`` header, else ``None``.
+
+    Follows Trace Context level 1: version ``ff`` is invalid, version ``00``
+    has exactly four fields, a later version may append ``-`` and more, and
+    neither the trace-id nor the parent-id may be all zero.
+    """
+    match = _TRACEPARENT.fullmatch(value)
+    if match is None:
+        return None
+    version, trace_id, parent_id, rest = match.groups()
+    if version == "ff" or (version == "00" and rest is not None):
+        return None
+    if trace_id == _ZERO_TRACE_ID or parent_id == _ZERO_SPAN_ID:
+        return None
+    return trace_id

@@ -1,0 +1,105 @@
+"""Trace and span ids: generated ones are W3C-shaped, incoming ones checked strictly."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fapilog._internal.ids import (
+    generate_span_id,
+    generate_trace_id,
+    is_valid_request_id,
+    is_w3c_trace_id,
+    trace_id_from_traceparent,
+)
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def test_generated_trace_ids_are_32_lowercase_hex_and_distinct() -> None:
+    ids = [generate_trace_id() for _ in range(1000)]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", trace_id) for trace_id in ids)
+    assert all(is_w3c_trace_id(trace_id) for trace_id in ids)
+    assert len(set(ids)) == 1000
+
+
+def test_generated_span_ids_are_16_lowercase_hex_and_distinct() -> None:
+    ids = [generate_span_id() for _ in range(1000)]
+    assert all(re.fullmatch(r"[0-9a-f]{16}", span_id) for span_id in ids)
+    assert len(set(ids)) == 1000
+
+
+def test_a_zero_draw_still_gives_a_non_zero_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("fapilog._internal.ids._getrandbits", lambda bits: 0)
+    assert generate_trace_id() == "0" * 31 + "1"
+    assert generate_span_id() == "0" * 15 + "1"
+
+
+@pytest.mark.parametrize("value", ["a", "req-1", "A.b_c:d-e", "x" * 128, TRACE_ID])
+def test_request_ids_of_the_allowed_alphabet_are_valid(value: str) -> None:
+    assert is_valid_request_id(value)
+
+
+@pytest.mark.parametrize("value", ["", "x" * 129, "a b", "a/b", "a\nb", "caf\u00e9", '"q"', "%s", "a\x00"])
+def test_other_request_ids_are_invalid(value: str) -> None:
+    assert not is_valid_request_id(value)
+
+
+@given(st.text())
+def test_a_valid_request_id_is_always_safe_in_a_header(value: str) -> None:
+    if is_valid_request_id(value):
+        assert value.isascii() and value.isprintable() and " " not in value
+
+
+@pytest.mark.parametrize("value", [TRACE_ID, "0" * 31 + "1"])
+def test_w3c_trace_ids(value: str) -> None:
+    assert is_w3c_trace_id(value)
+
+
+@pytest.mark.parametrize("value", ["0" * 32, TRACE_ID.upper(), TRACE_ID[:-1], TRACE_ID + "0", "req-1"])
+def test_not_w3c_trace_ids(value: str) -> None:
+    assert not is_w3c_trace_id(value)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        f"00-{TRACE_ID}-00f067aa0ba902b7-01",
+        f"00-{TRACE_ID}-00f067aa0ba902b7-00",
+        f"01-{TRACE_ID}-00f067aa0ba902b7-01",
+        f"cc-{TRACE_ID}-00f067aa0ba902b7-09-future-fields",
+    ],
+)
+def test_a_valid_traceparent_gives_its_trace_id(header: str) -> None:
+    assert trace_id_from_traceparent(header) == TRACE_ID
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        f"ff-{TRACE_ID}-00f067aa0ba902b7-01",
+        f"00-{TRACE_ID}-00f067aa0ba902b7-01-extra",
+        f"00-{'0' * 32}-00f067aa0ba902b7-01",
+        f"00-{TRACE_ID}-{'0' * 16}-01",
+        f"00-{TRACE_ID.upper()}-00f067aa0ba902b7-01",
+        f"00-{TRACE_ID}-00f067aa0ba902b7",
+        f"00-{TRACE_ID}-00f067aa0ba902b7-1",
+        f"0-{TRACE_ID}-00f067aa0ba902b7-01",
+        f"00_{TRACE_ID}_00f067aa0ba902b7_01",
+        f"cc-{TRACE_ID}-00f067aa0ba902b7-01x",
+        f" 00-{TRACE_ID}-00f067aa0ba902b7-01",
+        "",
+        "garbage",
+    ],
+)
+def test_an_invalid_traceparent_gives_nothing(header: str) -> None:
+    assert trace_id_from_traceparent(header) is None
+
+
+@given(st.text(max_size=80))
+def test_any_trace_id_from_a_traceparent_is_w3c(header: str) -> None:
+    trace_id = trace_id_from_traceparent(header)
+    assert trace_id is None or is_w3c_trace_id(trace_id)

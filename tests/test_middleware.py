@@ -1,0 +1,613 @@
+"""TraceIDMiddleware, through HTTP: headers echoed, context bound, access records written."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import pathlib
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from fastapi import BackgroundTasks, FastAPI, Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.types import Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from fapilog import TraceIDMiddleware, get_context
+from fapilog._internal import middleware as middleware_module
+from tests._support import ALL_NONE, access_records, http_client, rendered
+
+HEX32 = re.compile(r"[0-9a-f]{32}")
+HEX16 = re.compile(r"[0-9a-f]{16}")
+TRACEPARENT_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACEPARENT_TRACE_ID}-00f067aa0ba902b7-01"
+STREAM_CHUNKS = (b"a" * 10, b"b" * 20, b"c" * 30)
+
+pytestmark = pytest.mark.anyio
+
+
+class Seen:
+    """What the app's code observed, filled in by the endpoints."""
+
+    def __init__(self) -> None:
+        self.contexts: dict[str, dict[str, Any]] = {}
+        self.release = asyncio.Event()
+        self.spawned_done = asyncio.Event()
+        self.tasks: set[asyncio.Task[None]] = set()
+
+
+def make_app(seen: Seen) -> FastAPI:
+    """Return a FastAPI app whose endpoints record the context they see."""
+    app = FastAPI()
+
+    @app.get("/context")
+    async def context_endpoint() -> dict[str, Any]:
+        return dict(get_context())
+
+    @app.get("/sync")
+    def sync_endpoint() -> dict[str, Any]:
+        return dict(get_context())
+
+    @app.get("/stream")
+    async def stream_endpoint() -> StreamingResponse:
+        async def chunks() -> AsyncIterator[bytes]:
+            for chunk in STREAM_CHUNKS:
+                yield chunk
+
+        return StreamingResponse(chunks())
+
+    @app.post("/upload")
+    async def upload_endpoint(request: Request) -> dict[str, int]:
+        return {"received": len(await request.body())}
+
+    @app.get("/fail")
+    async def fail_endpoint() -> None:
+        raise RuntimeError("boom")
+
+    @app.get("/app-header")
+    async def app_header_endpoint() -> Response:
+        return Response("x", headers={"X-Request-ID": "set-by-the-app"})
+
+    @app.get("/background")
+    async def background_endpoint(tasks: BackgroundTasks) -> dict[str, Any]:
+        def remember() -> None:
+            seen.contexts["background"] = dict(get_context())
+
+        tasks.add_task(remember)
+        return dict(get_context())
+
+    @app.get("/spawn")
+    async def spawn_endpoint() -> dict[str, Any]:
+        async def fire_and_forget() -> None:
+            await seen.release.wait()  # released only after the response was received
+            seen.contexts["spawned"] = dict(get_context())
+            seen.spawned_done.set()
+
+        task = asyncio.create_task(fire_and_forget())
+        seen.tasks.add(task)
+        return dict(get_context())
+
+    return app
+
+
+@pytest.fixture
+def seen() -> Seen:
+    return Seen()
+
+
+@pytest.fixture
+def app(seen: Seen) -> FastAPI:
+    app = make_app(seen)
+    app.add_middleware(TraceIDMiddleware)
+    return app
+
+
+async def test_add_middleware_binds_the_context_and_echoes_the_trace_id(app: FastAPI) -> None:
+    async with http_client(app) as client:
+        response = await client.get("/context", headers={"User-Agent": "probe/1.0"})
+    body = response.json()
+    assert HEX32.fullmatch(body["trace_id"])
+    assert HEX16.fullmatch(body["span_id"])
+    assert body["user_agent"] == "probe/1.0"
+    assert response.headers.get_list("X-Request-ID") == [body["trace_id"]]
+
+
+async def test_wrapping_the_app_works_the_same(seen: Seen) -> None:
+    app = TraceIDMiddleware(make_app(seen), header_name="X-Trace")
+    async with http_client(app) as client:
+        response = await client.get("/context", headers={"X-Trace": "from-client"})
+    assert response.json()["trace_id"] == "from-client"
+    assert response.headers.get_list("X-Trace") == ["from-client"]
+    assert "X-Request-ID" not in response.headers
+
+
+def test_options_are_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        TraceIDMiddleware(FastAPI(), "X-Trace")  # type: ignore[call-arg]  # a positional option is the point
+
+
+def test_a_header_name_that_is_not_a_header_is_refused() -> None:
+    with pytest.raises(ValueError, match="header_name"):
+        TraceIDMiddleware(FastAPI(), header_name="X Bad\r\n")
+
+
+def test_a_generator_whose_ids_the_validator_rejects_is_refused_at_startup() -> None:
+    with pytest.raises(ValueError, match="generator"):
+        TraceIDMiddleware(FastAPI(), generator=lambda: "bad id\n")
+
+
+async def test_custom_generator_and_validator_are_used(seen: Seen) -> None:
+    app = TraceIDMiddleware(make_app(seen), generator=lambda: "gen-1", validator=lambda value: value.startswith("ok-"))
+    async with http_client(app) as client:
+        accepted = await client.get("/context", headers={"X-Request-ID": "ok-123"})
+        rejected = await client.get("/context", headers={"X-Request-ID": "abc"})
+    assert accepted.json()["trace_id"] == "ok-123"
+    assert rejected.json()["trace_id"] == "gen-1"
+    assert rejected.headers["X-Request-ID"] == "gen-1"
+
+
+async def test_every_request_gets_new_trace_and_span_ids(app: FastAPI) -> None:
+    async with http_client(app) as client:
+        bodies = [(await client.get("/context")).json() for _ in range(20)]
+    assert len({body["trace_id"] for body in bodies}) == 20
+    assert len({body["span_id"] for body in bodies}) == 20
+
+
+async def test_the_trace_header_replaces_one_the_app_set(app: FastAPI) -> None:
+    async with http_client(app) as client:
+        response = await client.get("/app-header", headers={"X-Request-ID": "incoming-1"})
+    assert response.headers.get_list("X-Request-ID") == ["incoming-1"]
+
+
+async def test_a_valid_incoming_request_id_is_adopted_and_echoed(
+    app: FastAPI, records: list[logging.LogRecord]
+) -> None:
+    async with http_client(app) as client:
+        response = await client.get("/context", headers={"X-Request-ID": "req-42.a_b:c"})
+    assert response.json()["trace_id"] == "req-42.a_b:c"
+    assert response.headers["X-Request-ID"] == "req-42.a_b:c"
+    [access] = access_records(records)
+    assert access["trace_id"] == "req-42.a_b:c"
+    assert not [record for record in records if record.levelno >= logging.WARNING]
+
+
+async def test_a_valid_traceparent_gives_its_trace_id_and_a_fresh_span_id(app: FastAPI) -> None:
+    async with http_client(app) as client:
+        response = await client.get("/context", headers={"traceparent": TRACEPARENT})
+    body = response.json()
+    assert body["trace_id"] == TRACEPARENT_TRACE_ID
+    assert HEX16.fullmatch(body["span_id"])
+    assert body["span_id"] != "00f067aa0ba902b7"
+    assert response.headers["X-Request-ID"] == TRACEPARENT_TRACE_ID
+
+
+async def test_a_future_traceparent_version_with_more_fields_is_accepted(app: FastAPI) -> None:
+    async with http_client(app) as client:
+        response = await client.get("/context", headers={"traceparent": f"cc-{TRACEPARENT[3:]}-what-the-future-holds"})
+    assert response.json()["trace_id"] == TRACEPARENT_TRACE_ID
+
+
+async def test_a_valid_traceparent_takes_precedence_over_the_request_id(app: FastAPI) -> None:
+    async with http_client(app) as client:
+        response = await client.get("/context", headers={"traceparent": TRACEPARENT, "X-Request-ID": "req-1"})
+    assert response.json()["trace_id"] == TRACEPARENT_TRACE_ID
+    assert response.headers["X-Request-ID"] == TRACEPARENT_TRACE_ID
+
+
+async def test_an_invalid_traceparent_falls_back_to_the_request_id(app: FastAPI) -> None:
+    async with http_client(app) as client:
+        response = await client.get("/context", headers={"traceparent": "garbage", "X-Request-ID": "req-1"})
+    assert response.json()["trace_id"] == "req-1"
+
+
+async def test_trust_traceparent_false_ignores_traceparent(seen: Seen) -> None:
+    app = TraceIDMiddleware(make_app(seen), trust_traceparent=False)
+    async with http_client(app) as client:
+        with_id = await client.get("/context", headers={"traceparent": TRACEPARENT, "X-Request-ID": "req-1"})
+        without_id = await client.get("/context", headers={"traceparent": TRACEPARENT})
+    assert with_id.json()["trace_id"] == "req-1"
+    assert without_id.json()["trace_id"] != TRACEPARENT_TRACE_ID
+    assert HEX32.fullmatch(without_id.json()["trace_id"])
+
+
+HOSTILE_REQUEST_IDS = [
+    pytest.param(b"abc\r\nX-Injected: 1", id="crlf"),
+    pytest.param(b"evil\nline", id="lf"),
+    pytest.param(b"x" * 5000, id="5000-chars"),
+    pytest.param("caf\u00e9-\u2028-\u65e5\u672c".encode(), id="non-ascii"),
+    pytest.param(b'"quoted"', id="quotes"),
+    pytest.param(b"%s%d%(trace_id)s%n", id="percent-formats"),
+    pytest.param(b"\x1b[31mred\x1b[0m", id="ansi"),
+    pytest.param(b"has spaces in it", id="spaces"),
+    pytest.param(b"x" * 129, id="129-chars"),
+    pytest.param(b"a/b", id="slash"),
+]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_REQUEST_IDS)
+async def test_a_hostile_request_id_is_replaced_and_never_echoed_bound_or_logged(
+    app: FastAPI, records: list[logging.LogRecord], hostile: bytes
+) -> None:
+    async with http_client(app) as client:
+        response = await client.get("/context", headers={b"X-Request-ID": hostile})
+    trace_id = response.json()["trace_id"]
+    assert HEX32.fullmatch(trace_id)
+    assert response.headers.raw.count((b"x-request-id", trace_id.encode())) == 1
+    assert all(value != hostile for name, value in response.headers.raw)
+    text = hostile.decode("latin-1")
+    assert records
+    for record in records:
+        assert text not in rendered(record)
+        assert text.encode("unicode_escape").decode() not in rendered(record)
+    [warning] = [record for record in records if record.levelno == logging.WARNING]
+    assert trace_id in warning.getMessage()
+
+
+async def test_an_empty_request_id_is_replaced(app: FastAPI) -> None:
+    async with http_client(app) as client:
+        response = await client.get("/context", headers={"X-Request-ID": ""})
+    assert HEX32.fullmatch(response.json()["trace_id"])
+    assert response.headers["X-Request-ID"] == response.json()["trace_id"]
+
+
+HOSTILE_TRACEPARENTS = [
+    pytest.param(f"00-{'0' * 32}-00f067aa0ba902b7-01", id="zero-trace-id"),
+    pytest.param(f"00-{TRACEPARENT_TRACE_ID}-{'0' * 16}-01", id="zero-parent-id"),
+    pytest.param(TRACEPARENT.upper(), id="uppercase"),
+    pytest.param(TRACEPARENT[:-3], id="too-short"),
+    pytest.param(f"ff-{TRACEPARENT[3:]}", id="version-ff"),
+    pytest.param(f"{TRACEPARENT}-extra", id="version-00-with-extra-field"),
+    pytest.param("garbage", id="garbage"),
+    pytest.param(f"00-{TRACEPARENT_TRACE_ID}\r\n-00f067aa0ba902b7-01", id="crlf"),
+]
+
+
+@pytest.mark.parametrize("traceparent", HOSTILE_TRACEPARENTS)
+async def test_an_invalid_traceparent_is_ignored_whole(
+    app: FastAPI, records: list[logging.LogRecord], traceparent: str
+) -> None:
+    async with http_client(app) as client:
+        response = await client.get("/context", headers={"traceparent": traceparent})
+    trace_id = response.json()["trace_id"]
+    assert HEX32.fullmatch(trace_id)
+    assert trace_id != TRACEPARENT_TRACE_ID
+    assert response.headers["X-Request-ID"] == trace_id
+    for record in records:
+        assert traceparent not in rendered(record)
+
+
+async def test_a_long_or_hostile_user_agent_is_bound_cut_and_escaped(app: FastAPI) -> None:
+    async with http_client(app) as client:
+        long = await client.get("/context", headers={"User-Agent": "u" * 5000})
+        hostile = await client.get("/context", headers={b"User-Agent": b"agent\x1b[31m\x00end"})
+    assert long.json()["user_agent"] == "u" * middleware_module.MAX_USER_AGENT_LENGTH
+    assert hostile.json()["user_agent"] == "agent\\x1b[31m\\x00end"
+
+
+async def test_one_access_record_carries_all_fields(app: FastAPI, records: list[logging.LogRecord]) -> None:
+    async with http_client(app) as client:
+        response = await client.get("/context", headers={"User-Agent": "probe/1.0", "X-Request-ID": "acc-1"})
+    [access] = access_records(records)
+    assert access["levelno"] == logging.INFO
+    assert access["message"] == "GET /context 200"
+    assert access["trace_id"] == "acc-1"
+    assert access["span_id"] == response.json()["span_id"]
+    assert access["user_agent"] == "probe/1.0"
+    assert access["status_code"] == 200
+    assert access["req_bytes"] == 0
+    assert access["res_bytes"] == len(response.content)
+    assert access["method"] == "GET"
+    assert access["path"] == "/context"
+    assert isinstance(access["latency_ms"], float)
+    assert access["latency_ms"] >= 0
+
+
+async def test_a_chunked_upload_without_content_length_is_counted(
+    app: FastAPI, records: list[logging.LogRecord]
+) -> None:
+    async def body() -> AsyncIterator[bytes]:
+        for size in (100, 200, 300):
+            yield b"z" * size
+
+    async with http_client(app) as client:
+        response = await client.post("/upload", content=body())
+    assert response.json() == {"received": 600}
+    [access] = access_records(records)
+    assert access["req_bytes"] == 600
+
+
+async def test_a_streaming_response_is_counted(app: FastAPI, records: list[logging.LogRecord]) -> None:
+    async with http_client(app) as client:
+        response = await client.get("/stream")
+    assert response.content == b"".join(STREAM_CHUNKS)
+    [access] = access_records(records)
+    assert access["res_bytes"] == 60
+    assert access["status_code"] == 200
+
+
+async def test_latency_ends_at_the_last_body_byte_not_after_background_tasks(
+    monkeypatch: pytest.MonkeyPatch, records: list[logging.LogRecord]
+) -> None:
+    """A fake clock: the endpoint takes 5 ms, its background task 300 ms."""
+    clock = [1000.0]
+    monkeypatch.setattr(middleware_module, "_now", lambda: clock[0])
+
+    async def slow_background() -> None:
+        clock[0] += 0.300
+
+    async def endpoint(tasks: BackgroundTasks) -> str:
+        clock[0] += 0.005
+        tasks.add_task(slow_background)
+        return "done"
+
+    app = FastAPI()
+    app.get("/slow")(endpoint)
+    app.add_middleware(TraceIDMiddleware)
+    async with http_client(app) as client:
+        await client.get("/slow")
+    [access] = access_records(records)
+    assert access["latency_ms"] == pytest.approx(5.0)
+    assert clock[0] == pytest.approx(1000.305)
+
+
+async def test_an_unhandled_exception_logs_500_reraises_and_leaves_the_context_clear(
+    app: FastAPI, records: list[logging.LogRecord]
+) -> None:
+    async with http_client(app) as client:
+        with pytest.raises(RuntimeError, match="boom"):
+            await client.get("/fail", headers={"X-Request-ID": "fail-1"})
+    [access] = access_records(records)
+    assert access["status_code"] == 500
+    assert access["trace_id"] == "fail-1"
+    assert get_context() == ALL_NONE
+
+
+async def test_in_wrap_mode_the_500_response_still_carries_the_header(
+    seen: Seen, records: list[logging.LogRecord]
+) -> None:
+    app = TraceIDMiddleware(make_app(seen))
+    async with http_client(app, raise_app_exceptions=False) as client:
+        response = await client.get("/fail", headers={"X-Request-ID": "fail-2"})
+    assert response.status_code == 500
+    assert response.headers.get_list("X-Request-ID") == ["fail-2"]
+    [access] = access_records(records)
+    assert access["status_code"] == 500
+    assert get_context() == ALL_NONE
+
+
+async def test_the_escaping_exception_carries_the_request_context(app: FastAPI) -> None:
+    async with http_client(app) as client:
+        with pytest.raises(RuntimeError) as excinfo:
+            await client.get("/fail", headers={"X-Request-ID": "fail-3"})
+    attached = getattr(excinfo.value, middleware_module.CONTEXT_ATTRIBUTE)
+    assert attached["trace_id"] == "fail-3"
+    assert HEX16.fullmatch(attached["span_id"])
+
+
+async def test_background_tasks_see_the_request_context(app: FastAPI, seen: Seen) -> None:
+    async with http_client(app) as client:
+        response = await client.get("/background", headers={"X-Request-ID": "bg-1"})
+    assert response.json()["trace_id"] == "bg-1"
+    background = seen.contexts["background"]
+    assert background == {**response.json(), "trace_id": "bg-1"}
+
+
+async def test_sync_endpoints_in_the_threadpool_see_the_request_context(app: FastAPI) -> None:
+    async with http_client(app) as client:
+        response = await client.get("/sync", headers={"X-Request-ID": "sync-1"})
+    assert response.json()["trace_id"] == "sync-1"
+    assert HEX16.fullmatch(response.json()["span_id"])
+
+
+async def test_fire_and_forget_tasks_keep_the_trace_id_after_the_request_ended(app: FastAPI, seen: Seen) -> None:
+    async with http_client(app) as client:
+        response = await client.get("/spawn", headers={"X-Request-ID": "spawn-1"})
+    assert get_context() == ALL_NONE
+    seen.release.set()
+    await seen.spawned_done.wait()
+    assert response.json()["trace_id"] == "spawn-1"
+    assert seen.contexts["spawned"]["trace_id"] == "spawn-1"
+
+
+async def test_300_concurrent_requests_each_see_and_echo_their_own_id(app: FastAPI) -> None:
+    async with http_client(app) as client:
+        responses = await asyncio.gather(
+            *(client.get("/context", headers={"X-Request-ID": f"concurrent-{i}"}) for i in range(300))
+        )
+    for index, response in enumerate(responses):
+        assert response.json()["trace_id"] == f"concurrent-{index}"
+        assert response.headers["X-Request-ID"] == f"concurrent-{index}"
+    assert get_context() == ALL_NONE
+
+
+async def test_100_concurrent_requests_without_ids_all_get_distinct_ids(app: FastAPI) -> None:
+    async with http_client(app) as client:
+        responses = await asyncio.gather(*(client.get("/sync") for _ in range(100)))
+    trace_ids = {response.json()["trace_id"] for response in responses}
+    assert len(trace_ids) == 100
+    assert trace_ids == {response.headers["X-Request-ID"] for response in responses}
+
+
+async def test_the_next_request_sees_nothing_of_the_previous_one(app: FastAPI) -> None:
+    async with http_client(app) as client:
+        first = await client.get("/context", headers={"X-Request-ID": "first", "User-Agent": "one"})
+        second = await client.get("/context", headers={"User-Agent": "two"})
+    assert first.json()["trace_id"] == "first"
+    assert second.json()["trace_id"] != "first"
+    assert second.json()["user_agent"] == "two"
+    assert second.json()["status_code"] is None
+    assert get_context() == ALL_NONE
+
+
+async def _websocket_session(app: Any, headers: list[tuple[bytes, bytes]]) -> list[Message]:
+    """Open one WebSocket connection to *app* over raw ASGI; return what it sent."""
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope: Scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "scheme": "ws",
+        "path": "/ws",
+        "raw_path": b"/ws",
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 80),
+        "subprotocols": [],
+    }
+    await app(scope, receive, send)
+    return sent
+
+
+async def test_websockets_get_trace_id_span_id_and_user_agent() -> None:
+    async def websocket_endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_json(dict(get_context()))
+        await websocket.close()
+
+    app = Starlette(routes=[WebSocketRoute("/ws", websocket_endpoint)])
+    app.add_middleware(TraceIDMiddleware)
+    given = await _websocket_session(app, [(b"x-request-id", b"ws-1"), (b"user-agent", b"ws-agent")])
+    generated = await _websocket_session(app, [])
+    seen_context = json.loads(given[1]["text"])
+    assert given[0]["headers"] == [(b"x-request-id", b"ws-1")]
+    assert seen_context["trace_id"] == "ws-1"
+    assert HEX16.fullmatch(seen_context["span_id"])
+    assert seen_context["user_agent"] == "ws-agent"
+    assert HEX32.fullmatch(json.loads(generated[1]["text"])["trace_id"])
+    assert get_context() == ALL_NONE
+
+
+async def test_the_websocket_accept_carries_the_trace_header() -> None:
+    sent: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "websocket.accept", "headers": [(b"x-request-id", b"app")]})
+        await send({"type": "websocket.close", "code": 1000})
+
+    async def receive() -> Message:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "websocket", "path": "/ws", "headers": [(b"x-request-id", b"ws-2")]}
+    await TraceIDMiddleware(app)(scope, receive, send)
+    assert sent[0]["headers"] == [(b"x-request-id", b"ws-2")]
+    assert sent[1] == {"type": "websocket.close", "code": 1000}
+    assert get_context() == ALL_NONE
+
+
+async def test_lifespan_passes_through_untouched(records: list[logging.LogRecord]) -> None:
+    calls: list[tuple[Scope, Receive, Send]] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        calls.append((scope, receive, send))
+        assert get_context() == ALL_NONE
+
+    async def receive() -> Message:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: Message) -> None:
+        pass
+
+    scope: Scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
+    await TraceIDMiddleware(app)(scope, receive, send)
+    assert calls == [(scope, receive, send)]
+    assert [record for record in records if record.name.startswith("fapilog")] == []
+
+
+async def test_an_app_that_sends_no_response_gets_a_500_access_record(records: list[logging.LogRecord]) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        pass
+
+    async with http_client(TraceIDMiddleware(app)) as client:
+        with pytest.raises(Exception):  # noqa: B017 - httpx's own complaint that no response came
+            await client.get("/silent")
+    [access] = access_records(records)
+    assert access["status_code"] == 500
+    assert get_context() == ALL_NONE
+
+
+async def test_the_access_record_is_skipped_when_its_logger_is_off(
+    app: FastAPI, records: list[logging.LogRecord]
+) -> None:
+    logging.getLogger("fapilog.access").setLevel(logging.WARNING)
+    async with http_client(app) as client:
+        response = await client.get("/context")
+    assert response.status_code == 200
+    assert access_records(records) == []
+
+
+async def test_a_pathsend_response_counts_the_file_size(
+    tmp_path: pathlib.Path, records: list[logging.LogRecord]
+) -> None:
+    """Servers with the pathsend extension get the file path instead of body messages."""
+    served = tmp_path / "served.bin"
+    served.write_bytes(b"f" * 1234)
+    sent: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.pathsend", "path": str(served)})
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope: Scope = {"type": "http", "method": "GET", "path": "/file", "headers": [], "extensions": {"http.response.pathsend": {}}}
+    await TraceIDMiddleware(app)(scope, receive, send)
+    assert [message["type"] for message in sent] == ["http.response.start", "http.response.pathsend"]
+    [access] = access_records(records)
+    assert access["res_bytes"] == 1234
+    assert access["status_code"] == 200
+
+
+async def test_an_odd_status_from_the_app_is_passed_on_and_logged_as_sent(records: list[logging.LogRecord]) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 42, "headers": []})
+        await send({"type": "http.response.body", "body": b"odd"})
+
+    async with http_client(TraceIDMiddleware(app)) as client:
+        response = await client.get("/odd")
+    assert response.status_code == 42
+    assert response.content == b"odd"
+    [access] = access_records(records)
+    assert access["status_code"] == 42
+    assert access["res_bytes"] == 3
+
+
+class ReadOnlyError(Exception):
+    """An exception type that refuses every attribute but the ones raising needs."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name not in {"__traceback__", "__context__", "__cause__", "__suppress_context__"}:
+            raise AttributeError(f"{type(self).__name__} is read-only")
+        super().__setattr__(name, value)
+
+
+async def test_an_exception_that_refuses_attributes_is_reraised_unchanged(records: list[logging.LogRecord]) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise ReadOnlyError("read-only")
+
+    async with http_client(TraceIDMiddleware(app)) as client:
+        with pytest.raises(ReadOnlyError) as excinfo:
+            await client.get("/read-only")
+    assert excinfo.value.args == ("read-only",)
+    assert not hasattr(excinfo.value, middleware_module.CONTEXT_ATTRIBUTE)
+    [access] = access_records(records)
+    assert access["status_code"] == 500
