@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import uvicorn
 from starlette.types import ASGIApp
 
 ALL_NONE = dict.fromkeys(
@@ -31,3 +34,28 @@ def access_records(records: list[logging.LogRecord]) -> list[dict[str, Any]]:
 def rendered(record: logging.LogRecord) -> str:
     """Return everything a handler could write of *record*: message and attributes."""
     return " ".join([record.getMessage(), *(str(value) for value in vars(record).values())])
+
+
+@asynccontextmanager
+async def running_server(app: ASGIApp) -> AsyncIterator[str]:
+    """Serve *app* with a real uvicorn on 127.0.0.1 and a free port; yield its URL.
+
+    uvicorn runs in the test's own event loop and leaves logging alone
+    (``log_config=None``), so records it emits reach the test's handlers.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    # Listening before uvicorn starts: connections wait in the backlog until
+    # it accepts them, so no request can race the server's startup.
+    sock.listen(1024)
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_config=None, lifespan="off", timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()

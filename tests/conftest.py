@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from fapilog import clear_context
+from fapilog import ContextFilter, clear_context
 
 _WATCHED_LOGGERS = ("", "fapilog", "fapilog.access", "uvicorn", "uvicorn.access", "uvicorn.error")
 
@@ -43,9 +43,11 @@ class _ListHandler(logging.Handler):
 
 @pytest.fixture
 def records() -> list[logging.LogRecord]:
-    """Capture every record that reaches the root logger, at every level."""
+    """Capture every record that reaches the root logger, at every level, with the context."""
     captured: list[logging.LogRecord] = []
-    logging.root.addHandler(_ListHandler(captured))
+    handler = _ListHandler(captured)
+    handler.addFilter(ContextFilter())
+    logging.root.addHandler(handler)
     logging.root.setLevel(logging.DEBUG)
     return captured
 

@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
+import io
+import json
+import logging
+import re
 from typing import Any
 
+import anyio.to_thread
 import pydantic
 import pytest
+from fastapi import FastAPI
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fapilog import RequestContext, bind_context, clear_context, context_copy, get_context
+from fapilog import (
+    RequestContext,
+    TraceIDMiddleware,
+    bind_context,
+    clear_context,
+    configure_logging,
+    context_copy,
+    get_context,
+)
+from tests._support import ALL_NONE, http_client
 
-FIELDS = ("trace_id", "span_id", "latency_ms", "status_code", "req_bytes", "res_bytes", "user_agent")
-ALL_NONE = dict.fromkeys(FIELDS)
+FIELDS = tuple(ALL_NONE)
 
 
 def test_get_context_outside_any_bind_has_the_seven_keys_all_none() -> None:
@@ -214,3 +227,134 @@ def test_every_bind_is_applied_whole_or_not_at_all(binds: list[tuple[dict[str, A
             with pytest.raises(pydantic.ValidationError):
                 bind_context(**kwargs)
         assert get_context() == expected
+
+
+# The user story's four checks, through a real request and the JSON log.
+
+
+def _story_app(spawned: list[asyncio.Task[None]], release: asyncio.Event) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/context")
+    async def read() -> dict[str, Any]:
+        return dict(get_context())
+
+    @app.get("/cleared")
+    async def cleared() -> dict[str, Any]:
+        before = dict(get_context())
+        clear_context()
+        return {"before": before, "after": dict(get_context())}
+
+    @app.get("/spawn")
+    async def spawn() -> dict[str, Any]:
+        async def log_later() -> None:
+            await release.wait()  # released once the request is over
+            logging.getLogger("app.tasks").info("background work done")
+
+        spawned.append(asyncio.create_task(context_copy().run(log_later)))
+        return dict(get_context())
+
+    app.add_middleware(TraceIDMiddleware)
+    return app
+
+
+@pytest.mark.anyio
+async def test_story_get_context_returns_the_expected_keys_with_the_request_values() -> None:
+    async with http_client(_story_app([], asyncio.Event())) as client:
+        response = await client.get("/context", headers={"X-Request-ID": "story-1", "User-Agent": "story/1"})
+    seen = response.json()
+    assert list(seen) == list(FIELDS)
+    assert seen["trace_id"] == "story-1"
+    assert re.fullmatch(r"[0-9a-f]{16}", seen["span_id"])
+    assert seen["user_agent"] == "story/1"
+    assert seen["status_code"] is None
+
+
+@pytest.mark.anyio
+async def test_story_clear_context_wipes_the_values() -> None:
+    async with http_client(_story_app([], asyncio.Event())) as client:
+        response = await client.get("/cleared", headers={"X-Request-ID": "story-2"})
+    assert response.json()["before"]["trace_id"] == "story-2"
+    assert response.json()["after"] == ALL_NONE
+    assert get_context() == ALL_NONE
+
+
+@pytest.mark.anyio
+async def test_story_a_task_from_context_copy_logs_with_the_original_trace_id() -> None:
+    stream = io.StringIO()
+    configure_logging(stream=stream)
+    spawned: list[asyncio.Task[None]] = []
+    release = asyncio.Event()
+    async with http_client(_story_app(spawned, release)) as client:
+        response = await client.get("/spawn", headers={"X-Request-ID": "story-3"})
+    assert get_context() == ALL_NONE  # the request's context is cleared...
+    release.set()
+    await asyncio.gather(*spawned)  # ...before the task logs
+    [line] = [json.loads(text) for text in stream.getvalue().splitlines() if '"app.tasks"' in text]
+    assert line["message"] == "background work done"
+    assert line["trace_id"] == "story-3"
+    assert line["span_id"] == response.json()["span_id"]
+
+
+@pytest.mark.anyio
+async def test_story_a_new_separate_request_receives_a_different_trace_id() -> None:
+    async with http_client(_story_app([], asyncio.Event())) as client:
+        first = (await client.get("/context")).json()
+        second = (await client.get("/context")).json()
+    assert re.fullmatch(r"[0-9a-f]{32}", first["trace_id"])
+    assert re.fullmatch(r"[0-9a-f]{32}", second["trace_id"])
+    assert first["trace_id"] != second["trace_id"]
+    assert first["span_id"] != second["span_id"]
+
+
+# The idioms that really carry a snapshot into other tasks and threads. Each
+# test binds "later" after taking the snapshot, so a worker that does not run
+# in the snapshot would see "later" (or nothing) instead of "snapshot".
+
+
+def _trace_id() -> str | None:
+    return get_context()["trace_id"]
+
+
+@pytest.mark.anyio
+async def test_create_task_with_context_runs_the_coroutine_in_the_snapshot() -> None:
+    async def read() -> str | None:
+        return _trace_id()
+
+    bind_context(trace_id="snapshot")
+    snapshot = context_copy()
+    bind_context(trace_id="later")
+    assert await asyncio.create_task(read(), context=snapshot) == "snapshot"
+    assert await asyncio.create_task(read()) == "later"
+
+
+@pytest.mark.anyio
+async def test_run_in_executor_needs_snapshot_run_because_executors_copy_nothing() -> None:
+    loop = asyncio.get_running_loop()
+    bind_context(trace_id="snapshot")
+    snapshot = context_copy()
+    bind_context(trace_id="later")
+    assert await loop.run_in_executor(None, snapshot.run, _trace_id) == "snapshot"
+    assert await loop.run_in_executor(None, _trace_id) is None
+
+
+@pytest.mark.anyio
+async def test_asyncio_to_thread_copies_the_current_context_or_runs_a_snapshot() -> None:
+    bind_context(trace_id="snapshot")
+    snapshot = context_copy()
+    bind_context(trace_id="later")
+    assert await asyncio.to_thread(_trace_id) == "later"
+    assert await asyncio.to_thread(snapshot.run, _trace_id) == "snapshot"
+    await asyncio.to_thread(bind_context, trace_id="in-thread")
+    assert _trace_id() == "later"
+
+
+@pytest.mark.anyio
+async def test_anyio_run_sync_copies_the_current_context_or_runs_a_snapshot() -> None:
+    bind_context(trace_id="snapshot")
+    snapshot = context_copy()
+    bind_context(trace_id="later")
+    assert await anyio.to_thread.run_sync(_trace_id) == "later"
+    assert await anyio.to_thread.run_sync(snapshot.run, _trace_id) == "snapshot"
+    await anyio.to_thread.run_sync(lambda: bind_context(trace_id="in-thread"))
+    assert _trace_id() == "later"

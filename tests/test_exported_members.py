@@ -9,12 +9,16 @@ from importlib.metadata import version
 import fapilog
 
 PUBLIC = [
+    "ContextFilter",
+    "JsonFormatter",
     "RequestContext",
     "TraceIDMiddleware",
     "bind_context",
     "clear_context",
+    "configure_logging",
     "context_copy",
     "get_context",
+    "trace_headers",
 ]
 
 

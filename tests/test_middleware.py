@@ -611,3 +611,31 @@ async def test_an_exception_that_refuses_attributes_is_reraised_unchanged(record
     assert not hasattr(excinfo.value, middleware_module.CONTEXT_ATTRIBUTE)
     [access] = access_records(records)
     assert access["status_code"] == 500
+
+
+async def test_a_request_served_in_process_inside_another_leaves_the_outer_context_intact(
+    records: list[logging.LogRecord],
+) -> None:
+    """An app calling another app over ASGITransport runs it in the same task."""
+    inner = FastAPI()
+
+    @inner.get("/inner")
+    async def inner_endpoint() -> dict[str, Any]:
+        return dict(get_context())
+
+    inner.add_middleware(TraceIDMiddleware)
+    outer = FastAPI()
+
+    @outer.get("/outer")
+    async def outer_endpoint() -> dict[str, Any]:
+        async with http_client(inner) as client:
+            inner_seen = (await client.get("/inner", headers={"X-Request-ID": "inner-1"})).json()
+        return {"inner": inner_seen, "outer_after": dict(get_context())}
+
+    outer.add_middleware(TraceIDMiddleware)
+    async with http_client(outer) as client:
+        body = (await client.get("/outer", headers={"X-Request-ID": "outer-1"})).json()
+    assert body["inner"]["trace_id"] == "inner-1"
+    assert body["outer_after"]["trace_id"] == "outer-1"
+    assert [access["trace_id"] for access in access_records(records)] == ["inner-1", "outer-1"]
+    assert get_context() == ALL_NONE

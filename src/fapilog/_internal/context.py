@@ -13,13 +13,16 @@ from typing import Final, TypedDict, Unpack
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "EMPTY_CONTEXT",
     "ContextDict",
     "ContextUpdate",
     "RequestContext",
     "bind_context",
     "clear_context",
     "context_copy",
+    "current_model",
     "get_context",
+    "restore_model",
 ]
 
 
@@ -63,11 +66,11 @@ class ContextUpdate(TypedDict, total=False):
     user_agent: str | None
 
 
-_EMPTY: Final = RequestContext()
+EMPTY_CONTEXT: Final = RequestContext()
 _validate = RequestContext.__pydantic_validator__.validate_python
 
 _request_context: Final[contextvars.ContextVar[RequestContext]] = contextvars.ContextVar(
-    "fapilog_request_context", default=_EMPTY
+    "fapilog_request_context", default=EMPTY_CONTEXT
 )
 
 
@@ -87,14 +90,24 @@ def bind_context(**kwargs: Unpack[ContextUpdate]) -> None:
     # ContextVar is only set once that has succeeded, so a bind is atomic.
     # Into an empty context (a request's first bind) there is nothing to merge.
     current = _request_context.get()
-    _request_context.set(_validate(kwargs if current is _EMPTY else {**current.__dict__, **kwargs}))
+    _request_context.set(_validate(kwargs if current is EMPTY_CONTEXT else {**current.__dict__, **kwargs}))
 
 
 def clear_context() -> None:
     """Reset the current context to the all-``None`` instance."""
-    _request_context.set(_EMPTY)
+    _request_context.set(EMPTY_CONTEXT)
 
 
 def context_copy() -> contextvars.Context:
     """Return a snapshot of the current context for another task or thread."""
     return contextvars.copy_context()
+
+
+def current_model() -> RequestContext:
+    """Return the stored model itself, for putting it back with ``restore_model``."""
+    return _request_context.get()
+
+
+def restore_model(model: RequestContext) -> None:
+    """Store *model* again, as it was."""
+    _request_context.set(model)

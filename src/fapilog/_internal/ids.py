@@ -9,13 +9,16 @@ from typing import Final
 __all__ = [
     "generate_span_id",
     "generate_trace_id",
+    "is_header_safe",
     "is_valid_request_id",
+    "is_w3c_span_id",
     "is_w3c_trace_id",
     "trace_id_from_traceparent",
 ]
 
 _REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _W3C_TRACE_ID: Final = re.compile(r"[0-9a-f]{32}")
+_W3C_SPAN_ID: Final = re.compile(r"[0-9a-f]{16}")
 # version-traceid-parentid-flags, and for a future version anything after a dash.
 _TRACEPARENT: Final = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}(-.*)?", re.DOTALL)
 _ZERO_TRACE_ID: Final = "0" * 32
@@ -41,6 +44,16 @@ def is_valid_request_id(value: str) -> bool:
 def is_w3c_trace_id(value: str) -> bool:
     """Return whether *value* can be the trace-id of a ``traceparent``."""
     return value != _ZERO_TRACE_ID and _W3C_TRACE_ID.fullmatch(value) is not None
+
+
+def is_w3c_span_id(value: str) -> bool:
+    """Return whether *value* can be the parent-id of a ``traceparent``."""
+    return value != _ZERO_SPAN_ID and _W3C_SPAN_ID.fullmatch(value) is not None
+
+
+def is_header_safe(value: str) -> bool:
+    """Return whether *value* can go into a header as it is: printable ASCII, no CR/LF."""
+    return value.isascii() and value.isprintable()
 
 
 def trace_id_from_traceparent(value: str) -> str | None:

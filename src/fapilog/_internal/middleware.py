@@ -17,10 +17,18 @@ from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fapilog._internal.context import bind_context, clear_context, get_context
+from fapilog._internal.context import (
+    EMPTY_CONTEXT,
+    current_model,
+    restore_model,
+    bind_context,
+    clear_context,
+    get_context,
+)
 from fapilog._internal.ids import (
     generate_span_id,
     generate_trace_id,
+    is_header_safe,
     is_valid_request_id,
     trace_id_from_traceparent,
 )
@@ -73,7 +81,7 @@ class TraceIDMiddleware:
         if not is_valid_request_id(header_name):
             raise ValueError(f"header_name must be an HTTP header name, got {header_name!r}")
         sample = generator()
-        if not sample or not _is_header_safe(sample):
+        if not sample or not is_header_safe(sample):
             raise ValueError(f"generator must return printable ASCII for a header, got {sample!r}")
         self.app = app
         self.header_name = header_name
@@ -89,6 +97,7 @@ class TraceIDMiddleware:
             await self.app(scope, receive, send)
             return
         start = _now()
+        outer = current_model()
         try:
             trace_id, rejected = self._bind_incoming(scope)
             exchange = _Exchange(start, scope, receive, send, (self._header_key, trace_id.encode("latin-1")))
@@ -110,6 +119,8 @@ class TraceIDMiddleware:
             exchange.finish()
         finally:
             clear_context()
+            if outer is not EMPTY_CONTEXT:  # a request served inside another one, in process
+                restore_model(outer)
 
     def _bind_incoming(self, scope: Scope) -> tuple[str, bool]:
         """Bind trace id, span id and user agent; return the trace id and whether an incoming one was rejected."""
@@ -131,7 +142,7 @@ class TraceIDMiddleware:
             rejected = trace_id is None
         if trace_id is None and request_id is not None:
             candidate = request_id.decode("latin-1")
-            if _is_header_safe(candidate) and self.validator(candidate):
+            if is_header_safe(candidate) and self.validator(candidate):
                 trace_id = candidate
             else:
                 rejected = True
@@ -143,11 +154,6 @@ class TraceIDMiddleware:
             user_agent=None if user_agent is None else _printable(user_agent.decode("latin-1"), MAX_USER_AGENT_LENGTH),
         )
         return trace_id, rejected
-
-
-def _is_header_safe(value: str) -> bool:
-    """Return whether *value* can be sent as a header value as it is."""
-    return value.isascii() and value.isprintable()
 
 
 def _attach_context(exc: BaseException) -> None:

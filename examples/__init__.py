@@ -1,0 +1,1 @@
+"""The demo: two example services, the requests sent to them, and the runner."""

@@ -1,0 +1,108 @@
+"""configure_logging: JSON lines with the context from every logger, uvicorn's included."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from fapilog import TraceIDMiddleware, bind_context, configure_logging
+from fapilog._internal.configure import UVICORN_LOGGERS
+from tests._support import running_server
+
+
+def lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    """Parse every line written to *stream*; each must be one JSON object."""
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_records_of_any_logger_come_out_as_json_lines_with_the_context() -> None:
+    stream = io.StringIO()
+    configure_logging(stream=stream)
+    bind_context(trace_id="cfg-1", span_id="00f067aa0ba902b7")
+    logging.getLogger("app.orders").info("order %s placed", 42, extra={"order_id": 42})
+    logging.getLogger("app.orders").debug("below the level")
+    [line] = lines(stream)
+    assert line["message"] == "order 42 placed"
+    assert line["logger"] == "app.orders"
+    assert line["level"] == "INFO"
+    assert line["trace_id"] == "cfg-1"
+    assert line["span_id"] == "00f067aa0ba902b7"
+    assert line["order_id"] == 42
+
+
+def test_the_level_can_be_given_by_name() -> None:
+    stream = io.StringIO()
+    configure_logging("DEBUG", stream=stream)
+    logging.getLogger("app").debug("shown")
+    assert [line["message"] for line in lines(stream)] == ["shown"]
+
+
+def test_calling_it_twice_leaves_one_handler_and_keeps_others() -> None:
+    other = logging.NullHandler()
+    logging.root.addHandler(other)
+    first = io.StringIO()
+    second = io.StringIO()
+    configure_logging(stream=first)
+    handler = configure_logging(stream=second)
+    ours = [h for h in logging.root.handlers if h is not other and type(h).__module__.startswith("fapilog")]
+    assert ours == [handler]
+    assert other in logging.root.handlers
+    logging.getLogger("app").warning("once")
+    assert first.getvalue() == ""
+    assert [line["message"] for line in lines(second)] == ["once"]
+
+
+def test_uvicorns_loggers_are_handed_to_the_root_handler() -> None:
+    for name in UVICORN_LOGGERS:
+        logging.getLogger(name).addHandler(logging.StreamHandler(io.StringIO()))
+    logging.getLogger("uvicorn.access").propagate = False
+    stream = io.StringIO()
+    configure_logging(stream=stream)
+    for name in UVICORN_LOGGERS:
+        assert logging.getLogger(name).handlers == []
+        assert logging.getLogger(name).propagate is True
+    logging.getLogger("uvicorn.access").info('127.0.0.1:1 - "GET / HTTP/1.1" 200', extra={"color_message": "x"})
+    [line] = lines(stream)
+    assert line["logger"] == "uvicorn.access"
+    assert "color_message" not in line
+
+
+@pytest.mark.anyio
+async def test_a_real_uvicorn_writes_its_own_records_as_json_with_the_request_trace_id() -> None:
+    app = FastAPI()
+
+    @app.get("/ok")
+    async def ok() -> str:
+        logging.getLogger("app").info("handling")
+        return "ok"
+
+    @app.get("/fail")
+    async def fail() -> str:
+        raise RuntimeError("handler failed")
+
+    stream = io.StringIO()
+    configure_logging(stream=stream)
+    async with running_server(TraceIDMiddleware(app)) as url:
+        async with httpx.AsyncClient(base_url=url) as client:
+            ok_response = await client.get("/ok", headers={"X-Request-ID": "uv-ok"})
+            fail_response = await client.get("/fail", headers={"X-Request-ID": "uv-fail"})
+    assert ok_response.headers["X-Request-ID"] == "uv-ok"
+    assert fail_response.status_code == 500
+    assert fail_response.headers["X-Request-ID"] == "uv-fail"
+    parsed = lines(stream)
+    by_logger: dict[str, list[dict[str, Any]]] = {}
+    for line in parsed:
+        by_logger.setdefault(line["logger"], []).append(line)
+    assert [line["trace_id"] for line in by_logger["uvicorn.access"]] == ["uv-ok", "uv-fail"]
+    assert [line["status_code"] for line in by_logger["fapilog.access"]] == [200, 500]
+    assert [line["trace_id"] for line in by_logger["app"]] == ["uv-ok"]
+    [error] = [line for line in by_logger["uvicorn.error"] if line["level"] == "ERROR"]
+    assert error["message"].startswith("Exception in ASGI application")
+    assert error["trace_id"] == "uv-fail"
+    assert "RuntimeError: handler failed" in error["exception"]

@@ -1,0 +1,195 @@
+"""JsonFormatter: every record is exactly one line of valid JSON, whatever it holds."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import sys
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fapilog import JsonFormatter
+
+HOSTILE_TEXT = [
+    'say "hi"',
+    "two\nlines\r\nand more",
+    "line\u2028separator\u2029paragraph\x85next",
+    "nul\x00byte",
+    "\x1b[31mred\x1b[0m",
+    "tab\tand\x0bvertical\x0cfeed\x1c\x1d\x1e",
+    "lone surrogate \udc80",
+    "emoji \U0001f600 and \u65e5\u672c",
+]
+
+
+class NoJson:
+    """An object json cannot encode, with a readable str."""
+
+    def __str__(self) -> str:
+        return "NoJson()"
+
+
+class Unprintable:
+    """An object whose str and repr both fail."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+    __repr__ = __str__
+
+
+def make_record(
+    msg: object = "hello", args: Any = None, exc_info: Any = None, **extra: object
+) -> logging.LogRecord:
+    """Build a record as ``logger.info(msg, *args, extra=extra)`` would."""
+    record = logging.LogRecord("app.module", logging.INFO, __file__, 10, msg, args, exc_info)
+    record.__dict__.update(extra)
+    return record
+
+
+def render(record: logging.LogRecord) -> dict[str, Any]:
+    """Format *record*, check it is one line, and parse it."""
+    line = JsonFormatter().format(record)
+    assert line.splitlines() == [line]
+    assert line.isascii()
+    parsed: dict[str, Any] = json.loads(line)
+    return parsed
+
+
+def test_a_record_has_timestamp_level_logger_message_and_the_seven_fields() -> None:
+    record = make_record("hello %s", ("world",))
+    record.created = 1_795_000_000.25
+    assert render(record) == {
+        "timestamp": "2026-11-18T11:06:40.250Z",
+        "level": "INFO",
+        "logger": "app.module",
+        "message": "hello world",
+        "trace_id": None,
+        "span_id": None,
+        "latency_ms": None,
+        "status_code": None,
+        "req_bytes": None,
+        "res_bytes": None,
+        "user_agent": None,
+    }
+
+
+def test_the_timestamp_is_iso_8601_utc_with_milliseconds() -> None:
+    first = make_record()
+    first.created = 0.999
+    second = make_record()
+    second.created = 86_400.001
+    assert render(first)["timestamp"] == "1970-01-01T00:00:00.999Z"
+    assert render(second)["timestamp"] == "1970-01-02T00:00:00.001Z"
+
+
+def test_context_fields_and_extras_on_the_record_are_written() -> None:
+    parsed = render(make_record(trace_id="abc", status_code=200, order_id=7, tags=["a", "b"]))
+    assert parsed["trace_id"] == "abc"
+    assert parsed["status_code"] == 200
+    assert parsed["order_id"] == 7
+    assert parsed["tags"] == ["a", "b"]
+    assert list(parsed)[-2:] == ["order_id", "tags"]
+
+
+def test_an_extra_named_like_a_core_key_does_not_replace_it() -> None:
+    parsed = render(make_record("real", level="fake", timestamp="fake", logger="fake"))
+    assert parsed["level"] == "INFO"
+    assert parsed["logger"] == "app.module"
+    assert parsed["message"] == "real"
+    assert (parsed["extra_level"], parsed["extra_timestamp"], parsed["extra_logger"]) == ("fake",) * 3
+
+
+def test_uvicorns_colour_duplicate_of_the_message_is_left_out() -> None:
+    parsed = render(make_record("GET / 200", color_message="\x1b[1mGET / 200\x1b[0m"))
+    assert "color_message" not in parsed
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXT)
+def test_hostile_text_round_trips_in_message_arguments_extras_and_user_agent(text: str) -> None:
+    parsed = render(make_record(text + " %s", (text,), note=text, user_agent=text))
+    assert parsed["message"] == f"{text} {text}"
+    assert parsed["note"] == text
+    assert parsed["user_agent"] == text
+
+
+def test_bytes_are_written_as_text_with_invalid_utf8_escaped() -> None:
+    parsed = render(make_record("%s", (b"raw\n\xff",), payload=b"caf\xc3\xa9\xff", view=bytearray(b"x")))
+    assert parsed["message"] == "b'raw\\n\\xff'"
+    assert parsed["payload"] == "caf\u00e9\\xff"
+    assert parsed["view"] == "x"
+
+
+def test_objects_without_a_json_form_are_written_as_their_text() -> None:
+    parsed = render(make_record("%s", (NoJson(),), obj=NoJson(), nested={"k": NoJson(), "s": {1, 2}.__class__}))
+    assert parsed["message"] == "NoJson()"
+    assert parsed["obj"] == "NoJson()"
+    assert parsed["nested"] == {"k": "NoJson()", "s": "<class 'set'>"}
+
+
+def test_values_json_rejects_outright_degrade_to_text_field_by_field() -> None:
+    circular: list[Any] = []
+    circular.append(circular)
+    parsed = render(
+        make_record(
+            nan=float("nan"),
+            inf=math.inf,
+            circular=circular,
+            tuple_keys={(1, 2): "v"},
+            huge=10 ** (sys.get_int_max_str_digits() + 1),
+            broken=Unprintable(),
+            fine="still here",
+        )
+    )
+    assert parsed["nan"] == "nan"
+    assert parsed["inf"] == "inf"
+    assert parsed["circular"] == "[[...]]"
+    assert parsed["tuple_keys"] == "{(1, 2): 'v'}"
+    assert parsed["huge"] == "<unprintable int>"
+    assert parsed["broken"] == "<unprintable Unprintable>"
+    assert parsed["fine"] == "still here"
+
+
+def test_arguments_that_do_not_fit_the_message_keep_the_record() -> None:
+    parsed = render(make_record("%d items for %s", ("many",)))
+    assert parsed["message"] == "%d items for %s (unformattable arguments: ('many',))"
+
+
+def test_the_exception_is_rendered_inside_the_line() -> None:
+    try:
+        raise ValueError('bad "value"\nsecond line')
+    except ValueError:
+        parsed = render(make_record("failed", exc_info=sys.exc_info()))
+    assert parsed["message"] == "failed"
+    assert parsed["exception"].startswith("Traceback (most recent call last):")
+    assert parsed["exception"].endswith('ValueError: bad "value"\nsecond line')
+
+
+def test_the_stack_is_rendered_when_asked_for() -> None:
+    record = make_record()
+    record.stack_info = "Stack (most recent call last):\n  frame"
+    assert render(record)["stack"] == "Stack (most recent call last):\n  frame"
+
+
+_ANY_VALUE = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary(),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(message=st.text(), extras=st.dictionaries(st.from_regex(r"[a-z]{1,8}", fullmatch=True), _ANY_VALUE, max_size=4))
+def test_any_message_and_extras_give_one_parseable_line(message: str, extras: dict[str, Any]) -> None:
+    parsed = render(make_record(message, **extras))
+    assert parsed["message"] == message
+    assert set(extras) - {"level", "logger", "timestamp"} <= set(parsed)
+
+
+def test_no_line_of_output_ever_contains_a_raw_line_break() -> None:
+    line = JsonFormatter().format(make_record("\n".join(HOSTILE_TEXT), note="\r\n\u2028"))
+    assert not re.search(r"[\r\n\u2028\u2029\x85]", line)
