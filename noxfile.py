@@ -51,3 +51,10 @@ def demo(session: nox.Session) -> None:
     """Start the example service under uvicorn, call it, print its JSON logs."""
     _install(session, "demo")
     session.run("python", "-m", "examples.demo", *session.posargs)
+
+
+@nox.session
+def stress(session: nox.Session) -> None:
+    """Run the reliability suite with long runs: 30,000 requests, 100,000 for memory."""
+    _install(session, "tests")
+    session.run("pytest", "tests/test_reliability.py", *session.posargs, env={"FAPILOG_STRESS": "1"})

@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import time
+import traceback
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -33,12 +35,18 @@ from fapilog._internal.ids import (
     trace_id_from_traceparent,
 )
 
-__all__ = ["CONTEXT_ATTRIBUTE", "MAX_PATH_LENGTH", "MAX_USER_AGENT_LENGTH", "TraceIDMiddleware"]
+__all__ = ["CONTEXT_ATTRIBUTE", "MAX_LINE_LENGTH", "MAX_PATH_LENGTH", "MAX_USER_AGENT_LENGTH", "TraceIDMiddleware"]
 
 MAX_USER_AGENT_LENGTH: Final = 512
 """Longest ``user_agent`` bound or logged; longer values are cut."""
 MAX_PATH_LENGTH: Final = 2048
 """Longest ``path`` in an access record; longer paths are cut."""
+MAX_LINE_LENGTH: Final = 16 * 1024
+"""Longest JSON line fapilog writes about a request, whatever the request held.
+
+Request ids are at most 128 characters, and user agent and path are cut and
+escaped to printable ASCII, so even with every character JSON-escaped an
+access record stays below this (Docker's log driver splits longer lines)."""
 CONTEXT_ATTRIBUTE: Final = "__fapilog_context__"
 """Set on an exception escaping a request: its context, for the server's error log."""
 
@@ -54,11 +62,19 @@ _now: Final = time.perf_counter
 
 
 def _printable(value: str, limit: int) -> str:
-    """Return *value* cut to *limit* characters, control characters escaped."""
+    """Return *value* cut to *limit* characters of printable ASCII, the rest escaped."""
     value = value[:limit]
-    if value.isprintable():
+    if value.isascii() and value.isprintable():
         return value
-    return value.encode("unicode_escape").decode("ascii")[:limit]
+    return value.encode("unicode_escape", "backslashreplace").decode("ascii")[:limit]
+
+
+def _log(logger: logging.Logger, level: int, message: str, *args: object, **kwargs: Any) -> None:
+    """Log, but never let a broken logging setup fail the request."""
+    try:
+        logger.log(level, message, *args, **kwargs)
+    except Exception:
+        traceback.print_exc(file=sys.stderr)  # as logging's own handleError does
 
 
 class TraceIDMiddleware:
@@ -102,7 +118,9 @@ class TraceIDMiddleware:
             trace_id, rejected = self._bind_incoming(scope)
             exchange = _Exchange(start, scope, receive, send, (self._header_key, trace_id.encode("latin-1")))
             if rejected:
-                _logger.warning(
+                _log(
+                    _logger,
+                    logging.WARNING,
                     "Ignored an invalid incoming %s or traceparent header; the trace id is %s",
                     self.header_name,
                     trace_id,
@@ -201,7 +219,7 @@ class _Exchange:
         message = await self._receive()
         if message["type"] == "http.request":
             self.req_bytes += len(message.get("body", b""))
-        elif message["type"] == "http.disconnect":
+        else:  # "http.disconnect", the only other message a server sends here
             self.disconnected = True
         return message
 
@@ -212,7 +230,11 @@ class _Exchange:
             self._set_header(message)
             await self._send(message)
         elif message_type == "http.response.body":
-            await self._send(message)
+            try:
+                await self._send(message)
+            except OSError:  # servers on ASGI spec 2.4 say "client gone" this way
+                self.disconnected = True
+                raise
             self.res_bytes += len(message.get("body", b""))
             if not message.get("more_body", False):
                 self._complete(self.status)
@@ -251,4 +273,4 @@ class _Exchange:
                 "method": method,
                 "path": path,
             }
-            access_logger.info("%s %s %s", method, path, status, extra=extra)
+            _log(access_logger, logging.INFO, "%s %s %s", method, path, status, extra=extra)
