@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from fapilog._internal.ids import (
     generate_span_id,
     generate_trace_id,
+    is_header_name,
     is_valid_request_id,
     is_w3c_trace_id,
     trace_id_from_traceparent,
@@ -103,3 +104,13 @@ def test_an_invalid_traceparent_gives_nothing(header: str) -> None:
 def test_any_trace_id_from_a_traceparent_is_w3c(header: str) -> None:
     trace_id = trace_id_from_traceparent(header)
     assert trace_id is None or is_w3c_trace_id(trace_id)
+
+
+@pytest.mark.parametrize("value", ["X-Request-ID", "x-correlation-id", "X_Trace.Id", "a!#$%&'*+-.^_`|~z"])
+def test_tokens_are_header_names(value: str) -> None:
+    assert is_header_name(value)
+
+
+@pytest.mark.parametrize("value", ["", "X Request", "X:Request", "X-Request\r\n", "caf\u00e9", "a/b", "(x)"])
+def test_other_strings_are_not_header_names(value: str) -> None:
+    assert not is_header_name(value)

@@ -16,7 +16,8 @@ from typing import TypeVar
 
 import httpx
 
-from fapilog._internal.propagation import DEFAULT_HEADER_NAME, trace_headers
+from fapilog._internal.ids import DEFAULT_HEADER_NAME
+from fapilog._internal.propagation import trace_headers
 
 __all__ = ["async_request_hook", "instrument", "request_hook"]
 

@@ -7,8 +7,10 @@ import re
 from typing import Final
 
 __all__ = [
+    "DEFAULT_HEADER_NAME",
     "generate_span_id",
     "generate_trace_id",
+    "is_header_name",
     "is_header_safe",
     "is_valid_request_id",
     "is_w3c_span_id",
@@ -16,7 +18,10 @@ __all__ = [
     "trace_id_from_traceparent",
 ]
 
+DEFAULT_HEADER_NAME: Final = "X-Request-ID"
+
 _REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+_HEADER_NAME: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 9110 token
 _W3C_TRACE_ID: Final = re.compile(r"[0-9a-f]{32}")
 _W3C_SPAN_ID: Final = re.compile(r"[0-9a-f]{16}")
 # version-traceid-parentid-flags, and for a future version anything after a dash.
@@ -49,6 +54,11 @@ def is_w3c_trace_id(value: str) -> bool:
 def is_w3c_span_id(value: str) -> bool:
     """Return whether *value* can be the parent-id of a ``traceparent``."""
     return value != _ZERO_SPAN_ID and _W3C_SPAN_ID.fullmatch(value) is not None
+
+
+def is_header_name(value: str) -> bool:
+    """Return whether *value* is a valid HTTP header name."""
+    return _HEADER_NAME.fullmatch(value) is not None
 
 
 def is_header_safe(value: str) -> bool:

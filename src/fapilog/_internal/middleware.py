@@ -28,8 +28,10 @@ from fapilog._internal.context import (
     get_context,
 )
 from fapilog._internal.ids import (
+    DEFAULT_HEADER_NAME,
     generate_span_id,
     generate_trace_id,
+    is_header_name,
     is_header_safe,
     is_valid_request_id,
     trace_id_from_traceparent,
@@ -89,12 +91,12 @@ class TraceIDMiddleware:
         self,
         app: ASGIApp,
         *,
-        header_name: str = "X-Request-ID",
+        header_name: str = DEFAULT_HEADER_NAME,
         validator: Callable[[str], bool] = is_valid_request_id,
         generator: Callable[[], str] = generate_trace_id,
         trust_traceparent: bool = True,
     ) -> None:
-        if not is_valid_request_id(header_name):
+        if not is_header_name(header_name):
             raise ValueError(f"header_name must be an HTTP header name, got {header_name!r}")
         sample = generator()
         if not sample or not is_header_safe(sample):
@@ -141,7 +143,7 @@ class TraceIDMiddleware:
                 restore_model(outer)
 
     def _bind_incoming(self, scope: Scope) -> tuple[str, bool]:
-        """Bind trace id, span id and user agent; return the trace id and whether an incoming one was rejected."""
+        """Bind trace id, span id and user agent; return the trace id and whether an incoming id was rejected."""
         request_id: bytes | None = None
         traceparent: bytes | None = None
         user_agent: bytes | None = None

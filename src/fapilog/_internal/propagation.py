@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from fapilog._internal.context import get_context
-from fapilog._internal.ids import is_header_safe, is_w3c_span_id, is_w3c_trace_id
+from fapilog._internal.ids import DEFAULT_HEADER_NAME, is_header_safe, is_w3c_span_id, is_w3c_trace_id
 
-__all__ = ["DEFAULT_HEADER_NAME", "trace_headers"]
-
-DEFAULT_HEADER_NAME = "X-Request-ID"
+__all__ = ["trace_headers"]
 
 
 def trace_headers(header_name: str = DEFAULT_HEADER_NAME) -> dict[str, str]:
