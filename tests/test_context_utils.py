@@ -80,11 +80,27 @@ def test_get_context_returns_a_fresh_dict_each_call() -> None:
     assert first is not second
 
 
+def stored_model() -> RequestContext:
+    """Return the model the context variable holds."""
+    return next(value for value in context_copy().values() if isinstance(value, RequestContext))
+
+
 def test_get_context_equals_the_model_dump_of_the_stored_model() -> None:
     bind_context(trace_id="abc", res_bytes=7, latency_ms=0.25)
-    snapshot = context_copy()
-    stored = next(value for value in snapshot.values() if isinstance(value, RequestContext))
-    assert get_context() == stored.model_dump()
+    assert get_context() == stored_model().model_dump()
+
+
+def test_the_stored_model_behaves_exactly_like_a_validated_one() -> None:
+    bind_context(trace_id="abc", latency_ms=3)
+    bind_context(status_code=204, user_agent="ua")
+    stored = stored_model()
+    validated = RequestContext(trace_id="abc", latency_ms=3, status_code=204, user_agent="ua")
+    assert stored == validated
+    assert hash(stored) == hash(validated)
+    assert repr(stored) == repr(validated)
+    assert stored.model_dump_json() == validated.model_dump_json()
+    assert stored.model_copy(update={"span_id": "s"}).span_id == "s"
+    assert type(stored.latency_ms) is float
 
 
 def test_the_model_is_immutable() -> None:
@@ -227,6 +243,7 @@ def test_every_bind_is_applied_whole_or_not_at_all(binds: list[tuple[dict[str, A
             with pytest.raises(pydantic.ValidationError):
                 bind_context(**kwargs)
         assert get_context() == expected
+        assert stored_model() == RequestContext(**expected)
 
 
 # The user story's four checks, through a real request and the JSON log.

@@ -8,9 +8,10 @@ under a task that holds it.
 from __future__ import annotations
 
 import contextvars
-from typing import Final, TypedDict, Unpack
+from typing import Annotated, Final, TypedDict, Unpack
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, with_config
+from typing_extensions import TypedDict as PydanticTypedDict  # pydantic needs it before 3.12
 
 __all__ = [
     "EMPTY_CONTEXT",
@@ -26,19 +27,25 @@ __all__ = [
 ]
 
 
+# strict: "200" is not a status code and 1 is not a trace id; fapilog rejects
+# rather than coerces, so what is logged is what was bound.
+_STRICT: Final = ConfigDict(extra="forbid", strict=True)
+_Milliseconds = Annotated[float | None, Field(ge=0, allow_inf_nan=False)]
+_StatusCode = Annotated[int | None, Field(ge=100, le=999)]  # HTTP: three digits
+_ByteCount = Annotated[int | None, Field(ge=0)]
+
+
 class RequestContext(BaseModel):
     """What fapilog knows about the request being served, ``None`` until known."""
 
-    # strict: "200" is not a status code and 1 is not a trace id; fapilog
-    # rejects rather than coerces, so what is logged is what was bound.
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     trace_id: str | None = None
     span_id: str | None = None
-    latency_ms: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    status_code: int | None = Field(default=None, ge=100, le=999)
-    req_bytes: int | None = Field(default=None, ge=0)
-    res_bytes: int | None = Field(default=None, ge=0)
+    latency_ms: _Milliseconds = None
+    status_code: _StatusCode = None
+    req_bytes: _ByteCount = None
+    res_bytes: _ByteCount = None
     user_agent: str | None = None
 
 
@@ -54,20 +61,25 @@ class ContextDict(TypedDict):
     user_agent: str | None
 
 
-class ContextUpdate(TypedDict, total=False):
+@with_config(_STRICT)
+class ContextUpdate(PydanticTypedDict, total=False):
     """Any subset of the seven fields, as ``bind_context()`` accepts them."""
 
     trace_id: str | None
     span_id: str | None
-    latency_ms: float | None
-    status_code: int | None
-    req_bytes: int | None
-    res_bytes: int | None
+    latency_ms: _Milliseconds
+    status_code: _StatusCode
+    req_bytes: _ByteCount
+    res_bytes: _ByteCount
     user_agent: str | None
 
 
 EMPTY_CONTEXT: Final = RequestContext()
-_validate = RequestContext.__pydantic_validator__.validate_python
+_validate_update: Final = TypeAdapter(ContextUpdate).validator.validate_python
+_new: Final = object.__new__
+_set_attribute: Final = object.__setattr__
+_ALL_FIELDS: Final = set(RequestContext.model_fields)
+_STRING_FIELDS: Final = frozenset({"trace_id", "span_id", "user_agent"})
 
 _request_context: Final[contextvars.ContextVar[RequestContext]] = contextvars.ContextVar(
     "fapilog_request_context", default=EMPTY_CONTEXT
@@ -86,11 +98,25 @@ def bind_context(**kwargs: Unpack[ContextUpdate]) -> None:
     Raises ``pydantic.ValidationError`` for an unknown key or a wrongly typed
     value, in which case the context is left exactly as it was.
     """
-    # Validating the merged fields builds the new model in one pass; the
-    # ContextVar is only set once that has succeeded, so a bind is atomic.
-    # Into an empty context (a request's first bind) there is nothing to merge.
-    current = _request_context.get()
-    _request_context.set(_validate(kwargs if current is EMPTY_CONTEXT else {**current.__dict__, **kwargs}))
+    # Only the new values need validating: the stored ones were when bound.
+    # Strings (ids, user agent) are checked inline, the common case on the hot
+    # path; anything else goes through pydantic, which accepts or raises.
+    # The ContextVar is only set after that: a bind is atomic.
+    for key, value in kwargs.items():
+        if key not in _STRING_FIELDS or (value is not None and type(value) is not str):
+            kwargs = _validate_update(kwargs)
+            break
+    _request_context.set(_trusted_model({**_request_context.get().__dict__, **kwargs}))
+
+
+def _trusted_model(fields: dict[str, object]) -> RequestContext:
+    """Build a model from all seven validated *fields*, as ``model_construct`` would, faster."""
+    model = _new(RequestContext)
+    _set_attribute(model, "__dict__", fields)
+    _set_attribute(model, "__pydantic_fields_set__", _ALL_FIELDS)  # never mutated: the model is frozen
+    _set_attribute(model, "__pydantic_extra__", None)
+    _set_attribute(model, "__pydantic_private__", None)
+    return model
 
 
 def clear_context() -> None:
