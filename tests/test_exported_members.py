@@ -36,6 +36,18 @@ def test_version_comes_from_the_package_metadata() -> None:
     assert fapilog.__version__ == version("fapilog")
 
 
+def test_the_httpx_integration_exports_its_hooks_sorted() -> None:
+    import fapilog.httpx
+
+    assert fapilog.httpx.__all__ == ["async_request_hook", "instrument", "request_hook"]
+
+
+def test_optional_integrations_are_not_imported_with_fapilog() -> None:
+    probe = "import sys, fapilog; print(sorted({'httpx', 'uvicorn', 'fastapi'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
 def test_importing_fapilog_touches_no_global_logging_state() -> None:
     """A fresh interpreter's logging setup is identical before and after the import."""
     probe = """

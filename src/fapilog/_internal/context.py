@@ -93,7 +93,7 @@ def get_context() -> ContextDict:
 
 
 def bind_context(**kwargs: Unpack[ContextUpdate]) -> None:
-    """Validate *kwargs* merged into the current context, then store the result.
+    """Validate *kwargs*, then store the current context with them merged in.
 
     Raises ``pydantic.ValidationError`` for an unknown key or a wrongly typed
     value, in which case the context is left exactly as it was.
