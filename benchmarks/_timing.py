@@ -62,12 +62,12 @@ def measure(cases: Mapping[str, Batch], *, number: int, rounds: int) -> dict[str
 
 @dataclass(frozen=True)
 class Verdict:
-    """One target: ``ours / peer <= bound``, on medians."""
+    """One target: ``ours / peer <= bound``, on medians; no bound: reported only."""
 
     label: str
     ours: float
     peer: float
-    bound: float
+    bound: float | None
 
     @property
     def ratio(self) -> float:
@@ -77,15 +77,13 @@ class Verdict:
     @property
     def met(self) -> bool:
         """Return whether the ratio is within the bound."""
-        return self.ratio <= self.bound
+        return self.bound is None or self.ratio <= self.bound
 
     def line(self) -> str:
         """Render as one report line."""
-        mark = "ok  " if self.met else "MISS"
-        return (
-            f"{mark} {self.label:<58} {self.ours:10.0f} ns / {self.peer:10.0f} ns"
-            f" = {self.ratio:5.2f}x (target <= {self.bound:g}x)"
-        )
+        mark = "    " if self.bound is None else "ok  " if self.met else "MISS"
+        target = "reported, no target yet" if self.bound is None else f"target <= {self.bound:g}x"
+        return f"{mark} {self.label:<58} {self.ours:10.0f} ns / {self.peer:10.0f} ns = {self.ratio:5.2f}x ({target})"
 
 
 def report(title: str, timings: Mapping[str, Timing]) -> None:
