@@ -50,7 +50,11 @@ async def running_server(app: ASGIApp) -> AsyncIterator[str]:
     # it accepts them, so no request can race the server's startup.
     sock.listen(1024)
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_config=None, lifespan="off", timeout_graceful_shutdown=5)
+    # An idle keep-alive connection is never closed mid-test: uvicorn's default
+    # (5 s) races a client that reuses that connection just then.
+    config = uvicorn.Config(
+        app, log_config=None, lifespan="off", timeout_keep_alive=600, timeout_graceful_shutdown=5
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
