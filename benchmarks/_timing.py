@@ -38,6 +38,16 @@ class Timing:
         return Timing(tuple(ours - base for ours, base in zip(self.samples, baseline.samples, strict=True)))
 
 
+class NullStream:
+    """A stream that drops what it is given, so only the logging path is measured."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
 def measure(cases: Mapping[str, Batch], *, number: int, rounds: int) -> dict[str, Timing]:
     """Time each case ``rounds`` times for ``number`` operations, interleaved."""
     names = list(cases)

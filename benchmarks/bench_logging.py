@@ -14,21 +14,11 @@ from asgi_correlation_id import CorrelationIdFilter
 from asgi_correlation_id.context import correlation_id
 from pythonjsonlogger.json import JsonFormatter as PythonJsonFormatter
 
-from benchmarks._timing import Verdict, measure, report
+from benchmarks._timing import NullStream, Verdict, measure, report
 from fapilog import ContextFilter, JsonFormatter, bind_context
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN_ID = "00f067aa0ba902b7"
-
-
-class NullStream:
-    """A stream that drops what it is given, so only the logging path is measured."""
-
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
 
 
 def _stdlib_logger(name: str, log_filter: logging.Filter, formatter: logging.Formatter) -> logging.Logger:

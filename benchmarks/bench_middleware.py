@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Scope
 from starlette_context.middleware import RawContextMiddleware
 from starlette_context.plugins import RequestIdPlugin
 
-from benchmarks._timing import Batch, Timing, Verdict, measure, report
+from benchmarks._timing import Batch, NullStream, Timing, Verdict, measure, report
 from fapilog import TraceIDMiddleware
 
 _SCOPE: Scope = {
@@ -61,21 +61,11 @@ def _batch(loop: asyncio.AbstractEventLoop, app: ASGIApp) -> Batch:
     return lambda n: loop.run_until_complete(requests(n))
 
 
-class _NullStream:
-    """A stream that drops what it is given, so only formatting is measured."""
-
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-
 def run(rounds: int) -> list[Verdict]:
     """Measure and return the verdicts."""
     access = logging.getLogger("fapilog.access")
     loop = asyncio.new_event_loop()
-    handler = logging.StreamHandler(_NullStream())
+    handler = logging.StreamHandler(NullStream())
     try:
         cases = {
             "bare Starlette app": _batch(loop, _app()),

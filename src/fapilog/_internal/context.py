@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, with_config
 from typing_extensions import TypedDict as PydanticTypedDict  # pydantic needs it before 3.12
 
 __all__ = [
+    "CONTEXT_FIELDS",
     "EMPTY_CONTEXT",
     "ContextDict",
     "ContextUpdate",
@@ -75,10 +76,11 @@ class ContextUpdate(PydanticTypedDict, total=False):
 
 
 EMPTY_CONTEXT: Final = RequestContext()
+CONTEXT_FIELDS: Final = tuple(RequestContext.model_fields)
 _validate_update: Final = TypeAdapter(ContextUpdate).validator.validate_python
 _new: Final = object.__new__
 _set_attribute: Final = object.__setattr__
-_ALL_FIELDS: Final = set(RequestContext.model_fields)
+_ALL_FIELDS: Final = set(CONTEXT_FIELDS)
 _STRING_FIELDS: Final = frozenset({"trace_id", "span_id", "user_agent"})
 
 _request_context: Final[contextvars.ContextVar[RequestContext]] = contextvars.ContextVar(

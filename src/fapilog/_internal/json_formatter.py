@@ -7,9 +7,9 @@ import logging
 import time
 from typing import Any, Final
 
-__all__ = ["CONTEXT_FIELDS", "JsonFormatter"]
+from fapilog._internal.context import CONTEXT_FIELDS
 
-CONTEXT_FIELDS: Final = ("trace_id", "span_id", "latency_ms", "status_code", "req_bytes", "res_bytes", "user_agent")
+__all__ = ["JsonFormatter"]
 
 # Attributes every LogRecord has (and the two Formatter adds): anything else is
 # an ``extra``. uvicorn's ``color_message`` repeats the message with ANSI codes.
@@ -23,7 +23,8 @@ _NOT_EXTRA: Final = frozenset(
         *CONTEXT_FIELDS,
     }
 )
-_CORE_KEYS: Final = frozenset({"timestamp", "level", "logger", "message", "exception", "stack", *CONTEXT_FIELDS})
+# Keys of the line that an ``extra`` of the same name must not replace.
+_CORE_KEYS: Final = frozenset({"timestamp", "level", "logger", "exception", "stack"})
 
 
 def _fallback(value: object) -> str:
@@ -54,7 +55,7 @@ def _encode_each(payload: dict[str, Any]) -> str:
         try:
             _encode(value)
         except Exception:
-            value = _text(value) if not isinstance(value, float) else repr(value)
+            value = _text(value)
         safe[key] = value
     return _encode(safe)
 
@@ -70,16 +71,16 @@ class JsonFormatter(logging.Formatter):
 
     def __init__(self) -> None:
         super().__init__()
-        self._second = -1
-        self._second_text = ""
+        self._second: tuple[int, str] = (-1, "")
 
     def _timestamp(self, created: float) -> str:
         """Return *created* as ``2026-11-21T23:38:52.123Z``."""
         second = int(created)
-        if second != self._second:  # the date part changes once a second
-            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = second
-        return f"{self._second_text}.{int((created - second) * 1000):03d}Z"
+        cached_second, text = self._second
+        if second != cached_second:  # the date part changes once a second
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = (second, text)  # one assignment: safe across threads
+        return f"{text}.{int((created - second) * 1000):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
         """Return the JSON line for *record*, without the newline."""

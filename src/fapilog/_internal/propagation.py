@@ -20,7 +20,7 @@ def trace_headers(header_name: str = DEFAULT_HEADER_NAME) -> dict[str, str]:
     """
     context = get_context()
     trace_id = context["trace_id"]
-    if trace_id is None or not trace_id or not is_header_safe(trace_id):
+    if not trace_id or not is_header_safe(trace_id):
         return {}
     headers = {header_name: trace_id}
     span_id = context["span_id"]
