@@ -51,8 +51,3 @@ def records() -> list[logging.LogRecord]:
     logging.root.setLevel(logging.DEBUG)
     return captured
 
-
-@pytest.fixture
-def anyio_backend() -> str:
-    """Run async tests on asyncio, the loop uvicorn and FastAPI use."""
-    return "asyncio"

@@ -14,6 +14,7 @@ PUBLIC = [
     "RequestContext",
     "TraceIDMiddleware",
     "bind_context",
+    "bind_trace_headers",
     "clear_context",
     "configure_logging",
     "context_copy",
@@ -36,10 +37,10 @@ def test_version_comes_from_the_package_metadata() -> None:
     assert fapilog.__version__ == version("fapilog")
 
 
-def test_the_httpx_integration_exports_its_hooks_sorted() -> None:
+def test_the_httpx_integration_exports_instrument() -> None:
     import fapilog.httpx
 
-    assert fapilog.httpx.__all__ == ["async_request_hook", "instrument", "request_hook"]
+    assert fapilog.httpx.__all__ == ["instrument"]
 
 
 def test_optional_integrations_are_not_imported_with_fapilog() -> None:

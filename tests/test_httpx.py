@@ -1,4 +1,4 @@
-"""The httpx integration: outgoing requests carry the trace, across real services."""
+"""The httpx integration: each outgoing request is a logged child span, across real services."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 
-from fapilog import TraceIDMiddleware, bind_context, get_context
-from fapilog.httpx import async_request_hook, instrument, request_hook
+from fapilog import JsonFormatter, TraceIDMiddleware, bind_context, bind_trace_headers, get_context
+from fapilog._internal.records import MAX_LINE_LENGTH
+from fapilog.httpx import instrument
 from tests._support import access_records, running_server
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -29,16 +30,100 @@ def _echo(sent: list[httpx.Request]) -> httpx.MockTransport:
     return httpx.MockTransport(handler)
 
 
-def test_a_sync_client_sends_the_trace_headers() -> None:
+def _client_records(records: list[logging.LogRecord]) -> list[dict[str, Any]]:
+    return [{**vars(record), "message": record.getMessage()} for record in records if record.name == "fapilog.client"]
+
+
+def test_a_sync_client_sends_the_trace_headers_with_a_child_span_it_logs(records: list[logging.LogRecord]) -> None:
     sent: list[httpx.Request] = []
     bind_context(trace_id=TRACE_ID, span_id=SPAN_ID)
     with instrument(httpx.Client(transport=_echo(sent))) as client:
-        client.get("http://next.service/")
+        client.get("http://next.service/orders/7?token=secret#frag")
+    [record] = _client_records(records)
     assert sent[0].headers["X-Request-ID"] == TRACE_ID
-    assert sent[0].headers["traceparent"] == f"00-{TRACE_ID}-{SPAN_ID}-01"
+    assert sent[0].headers["traceparent"] == f"00-{TRACE_ID}-{record['span_id']}-01"
+    assert re.fullmatch(r"[0-9a-f]{16}", record["span_id"]) and record["span_id"] != SPAN_ID
+    assert {key: record[key] for key in ("trace_id", "parent_span_id", "method", "url", "status_code")} == {
+        "trace_id": TRACE_ID,
+        "parent_span_id": SPAN_ID,
+        "method": "GET",
+        "url": "http://next.service/orders/7",
+        "status_code": 200,
+    }
+    assert record["latency_ms"] >= 0
+    assert record["message"] == "GET http://next.service/orders/7 200"
+    assert "secret" not in record["message"]
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
+async def test_three_calls_from_one_request_carry_three_parent_ids(records: list[logging.LogRecord]) -> None:
+    sent: list[httpx.Request] = []
+    bind_context(trace_id=TRACE_ID, span_id=SPAN_ID)
+    async with instrument(httpx.AsyncClient(transport=_echo(sent))) as client:
+        for _ in range(3):
+            await client.get("http://next.service/")
+    parents = [request.headers["traceparent"].split("-")[2] for request in sent]
+    assert len(set(parents)) == 3
+    assert parents == [record["span_id"] for record in _client_records(records)]
+    assert {record["parent_span_id"] for record in _client_records(records)} == {SPAN_ID}
+
+
+@pytest.mark.asyncio
+async def test_a_call_that_fails_is_logged_once_with_its_error_class(records: list[logging.LogRecord]) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    bind_context(trace_id=TRACE_ID, span_id=SPAN_ID)
+    async with instrument(httpx.AsyncClient(transport=httpx.MockTransport(refuse))) as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.get("http://down.service/x?q=1")
+    with instrument(httpx.Client(transport=httpx.MockTransport(refuse))) as sync_client:
+        with pytest.raises(httpx.ConnectError):
+            sync_client.post("http://down.service/y")
+    assert [(r["url"], r["status_code"], r["error"], r["message"]) for r in _client_records(records)] == [
+        ("http://down.service/x", None, "ConnectError", "GET http://down.service/x failed: ConnectError"),
+        ("http://down.service/y", None, "ConnectError", "POST http://down.service/y failed: ConnectError"),
+    ]
+
+
+def test_a_traceparent_set_by_someone_else_is_kept_and_its_span_logged(records: list[logging.LogRecord]) -> None:
+    sent: list[httpx.Request] = []
+    theirs = f"00-{TRACE_ID}-b7ad6b7169203331-01"
+    bind_trace_headers({"traceparent": f"00-{TRACE_ID}-{SPAN_ID}-01", "tracestate": "ours=1", "baggage": "a=1"})
+    with instrument(httpx.Client(transport=_echo(sent))) as client:
+        client.get("http://next.service/", headers={"traceparent": theirs})
+    assert sent[0].headers.get_list("traceparent") == [theirs]
+    assert "tracestate" not in sent[0].headers  # it belongs with our traceparent, not theirs
+    assert sent[0].headers["baggage"] == "a=1"
+    [record] = _client_records(records)
+    assert record["span_id"] == "b7ad6b7169203331"
+
+
+def test_instrumenting_twice_and_mounted_transports_give_one_span_per_call(records: list[logging.LogRecord]) -> None:
+    sent: list[httpx.Request] = []
+    bind_context(trace_id=TRACE_ID, span_id=SPAN_ID)
+    client = httpx.Client(transport=_echo(sent), mounts={"http://mounted.service": _echo(sent)})
+    with instrument(instrument(client)):
+        client.get("http://next.service/")
+        client.get("http://mounted.service/")
+    assert [record["url"] for record in _client_records(records)] == [
+        "http://next.service/",
+        "http://mounted.service/",
+    ]
+    assert all(len(request.headers.get_list("traceparent")) == 1 for request in sent)
+
+
+def test_the_client_record_of_a_hostile_url_stays_bounded_and_printable(records: list[logging.LogRecord]) -> None:
+    bind_context(trace_id=TRACE_ID, span_id=SPAN_ID)
+    with instrument(httpx.Client(transport=_echo([]))) as client:
+        client.get("http://next.service/" + "%E2%80%A8caf%C3%A9%1B[31m" * 2_000)  # decoded in url.path
+    [record] = _client_records(records)
+    assert record["url"].isascii() and record["url"].isprintable()
+    line = JsonFormatter().format(next(r for r in records if r.name == "fapilog.client"))
+    assert len(line) < MAX_LINE_LENGTH
+
+
+@pytest.mark.asyncio
 async def test_an_async_client_sends_the_trace_headers_of_the_calling_task() -> None:
     sent: list[httpx.Request] = []
     async with instrument(httpx.AsyncClient(transport=_echo(sent))) as client:
@@ -60,6 +145,15 @@ def test_headers_the_caller_set_are_not_overwritten() -> None:
         client.get("http://next.service/", headers={"traceparent": "explicit"})
     assert sent[0].headers.get_list("X-Request-ID") == ["client-default"]
     assert sent[0].headers.get_list("traceparent") == ["explicit"]
+
+
+def test_calls_outside_any_trace_carry_nothing_and_are_still_logged(records: list[logging.LogRecord]) -> None:
+    sent: list[httpx.Request] = []
+    with instrument(httpx.Client(transport=_echo(sent))) as client:
+        client.get("http://next.service/")
+    assert not {"X-Request-ID", "traceparent", "tracestate", "baggage"} & set(sent[0].headers)
+    [record] = _client_records(records)
+    assert (record["trace_id"], record["span_id"], record["status_code"]) == (None, None, 200)
 
 
 def test_a_custom_header_name_and_the_existing_hooks_are_kept() -> None:
@@ -94,17 +188,6 @@ def test_a_trace_id_that_would_inject_a_header_line_is_not_sent() -> None:
     assert "X-Request-ID" not in sent[0].headers
 
 
-@pytest.mark.anyio
-async def test_the_hooks_can_be_installed_by_hand() -> None:
-    sent: list[httpx.Request] = []
-    bind_context(trace_id="by-hand")
-    async with httpx.AsyncClient(transport=_echo(sent), event_hooks={"request": [async_request_hook()]}) as client:
-        await client.get("http://next.service/")
-    with httpx.Client(transport=_echo(sent), event_hooks={"request": [request_hook()]}) as sync_client:
-        sync_client.get("http://next.service/")
-    assert [request.headers["X-Request-ID"] for request in sent] == ["by-hand", "by-hand"]
-
-
 def _service_b() -> FastAPI:
     app = FastAPI()
 
@@ -135,7 +218,7 @@ def _service_a(b_url: str) -> FastAPI:
     return app
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 @pytest.mark.parametrize("path", ["/call", "/call-sync"])
 async def test_service_b_joins_service_as_trace_with_a_new_span(path: str, records: list[logging.LogRecord]) -> None:
     async with running_server(_service_b()) as b_url, running_server(_service_a(b_url)) as a_url:
@@ -147,13 +230,16 @@ async def test_service_b_joins_service_as_trace_with_a_new_span(path: str, recor
     assert b["trace_id"] == a["trace_id"] == response.headers["X-Request-ID"]
     assert re.fullmatch(r"[0-9a-f]{16}", b["span_id"])
     assert b["span_id"] != a["span_id"]
-    assert body["b"]["traceparent"] == f"00-{a['trace_id']}-{a['span_id']}-01"
+    [call] = _client_records(records)
+    assert call["parent_span_id"] == a["span_id"]
+    assert body["b"]["traceparent"] == f"00-{a['trace_id']}-{call['span_id']}-03"
     [b_access] = [access for access in access_records(records) if access["path"] == "/whoami"]
     assert b_access["trace_id"] == a["trace_id"]
     assert b_access["span_id"] == b["span_id"]
+    assert b_access["parent_span_id"] == call["span_id"]
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_50_concurrent_calls_each_keep_their_own_trace_across_the_hop(records: list[logging.LogRecord]) -> None:
     async with running_server(_service_b()) as b_url, running_server(_service_a(b_url)) as a_url:
         async with httpx.AsyncClient(base_url=a_url, timeout=30) as client:

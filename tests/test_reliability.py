@@ -26,7 +26,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from fapilog import TraceIDMiddleware, configure_logging, get_context
 from fapilog._internal.ids import is_valid_request_id
-from fapilog._internal.middleware import MAX_LINE_LENGTH
+from fapilog._internal.records import MAX_LINE_LENGTH
 from tests._support import ALL_NONE, access_records, running_server
 
 STRESS = os.environ.get("FAPILOG_STRESS") == "1"
@@ -35,7 +35,7 @@ LOAD_CONCURRENCY = 100
 MEMORY_REQUESTS = 100_000 if STRESS else 20_000
 HOSTILE_EXAMPLES = 3_000 if STRESS else 300
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 logger = logging.getLogger("app.reliability")
 
 

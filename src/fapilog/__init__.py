@@ -1,7 +1,5 @@
 """A typed, leak-proof request context for Starlette and FastAPI services."""
 
-from importlib.metadata import version as _version
-
 from fapilog._internal.configure import configure_logging
 from fapilog._internal.context import (
     RequestContext,
@@ -10,12 +8,13 @@ from fapilog._internal.context import (
     context_copy,
     get_context,
 )
+from fapilog._internal.incoming import bind_trace_headers
 from fapilog._internal.json_formatter import JsonFormatter
 from fapilog._internal.log_filter import ContextFilter
 from fapilog._internal.middleware import TraceIDMiddleware
 from fapilog._internal.propagation import trace_headers
 
-__version__ = _version("fapilog")
+__version__ = "0.1.0"  # the one place the version is written (pyproject reads it)
 
 __all__ = [
     "ContextFilter",
@@ -23,6 +22,7 @@ __all__ = [
     "RequestContext",
     "TraceIDMiddleware",
     "bind_context",
+    "bind_trace_headers",
     "clear_context",
     "configure_logging",
     "context_copy",

@@ -1,4 +1,4 @@
-"""httpx integration: every outgoing request carries the current trace.
+"""httpx integration: every outgoing request is a child span of the current trace.
 
 Needs the ``httpx`` extra (``pip install fapilog[httpx]``)::
 
@@ -6,50 +6,145 @@ Needs the ``httpx`` extra (``pip install fapilog[httpx]``)::
 
     client = instrument(httpx.AsyncClient())   # or httpx.Client()
 
-Headers the caller set, on the request or the client, are never overwritten.
+Each request gets a new span id, sent as the ``traceparent``'s parent-id with
+the trace's flags, ``tracestate`` and ``baggage``, and logged once on
+``fapilog.client`` — a failed call too — so a trace tree can be rebuilt from
+the logs. Headers the caller set, on the request or the client, are never
+overwritten: a ``traceparent`` set by someone else (OpenTelemetry's own
+instrumentation, say) is kept, and the record names its span.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+import logging
+import time
+from typing import Final, TypeVar
 
 import httpx
 
-from fapilog._internal.ids import DEFAULT_HEADER_NAME
-from fapilog._internal.propagation import trace_headers
+from fapilog._internal.context import current_model
+from fapilog._internal.ids import DEFAULT_HEADER_NAME, generate_span_id
+from fapilog._internal.incoming import parse_traceparent
+from fapilog._internal.records import MAX_PATH_LENGTH, log_safely, printable
+from fapilog._internal.propagation import outgoing_headers
 
-__all__ = ["async_request_hook", "instrument", "request_hook"]
+__all__ = ["instrument"]
 
 ClientT = TypeVar("ClientT", httpx.Client, httpx.AsyncClient)
 
+client_logger: Final = logging.getLogger("fapilog.client")
+_now: Final = time.perf_counter
 
-def request_hook(header_name: str = DEFAULT_HEADER_NAME) -> Callable[[httpx.Request], None]:
-    """Return an ``httpx.Client`` request event hook that adds the trace headers."""
 
-    def add_trace_headers(request: httpx.Request) -> None:
+class _Call:
+    """One outgoing request: its span, its headers and its record."""
+
+    __slots__ = ("parent_span_id", "request", "span_id", "start", "trace_id")
+
+    def __init__(self, request: httpx.Request, header_name: str) -> None:
+        self.request = request
+        self.start = _now()
+        context = current_model()
+        self.trace_id = context.trace_id
+        self.parent_span_id = context.span_id
+        self.span_id: str | None = None
+        if self.trace_id is None:
+            return
         headers = request.headers
-        for name, value in trace_headers(header_name).items():
+        existing = headers.get("traceparent")
+        if existing is not None:  # someone else propagates: keep theirs, name their span
+            parsed = parse_traceparent(existing.encode("latin-1"))
+            self.span_id = None if parsed is None else parsed[1]
+            for name, value in outgoing_headers(header_name, None).items():
+                if name not in headers:
+                    headers[name] = value
+            return
+        self.span_id = generate_span_id()
+        for name, value in outgoing_headers(header_name, self.span_id).items():
             if name not in headers:
                 headers[name] = value
 
-    return add_trace_headers
+    def log(self, status_code: int | None, error: BaseException | None = None) -> None:
+        """Write the call's one ``fapilog.client`` record."""
+        if not client_logger.isEnabledFor(logging.INFO):
+            return
+        url = self.request.url
+        where = printable(f"{url.scheme}://{url.netloc.decode('ascii', 'backslashreplace')}{url.path}", MAX_PATH_LENGTH)
+        method = self.request.method
+        extra: dict[str, object] = {
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
+            "parent_span_id": self.parent_span_id,
+            "method": method,
+            "url": where,
+            "status_code": status_code,
+            "latency_ms": (_now() - self.start) * 1000.0,
+        }
+        if error is None:
+            log_safely(client_logger, logging.INFO, "%s %s %s", method, where, status_code, extra=extra)
+        else:
+            extra["error"] = type(error).__qualname__
+            log_safely(client_logger, logging.INFO, "%s %s failed: %s", method, where, extra["error"], extra=extra)
 
 
-def async_request_hook(header_name: str = DEFAULT_HEADER_NAME) -> Callable[[httpx.Request], Awaitable[None]]:
-    """Return an ``httpx.AsyncClient`` request event hook that adds the trace headers."""
-    add_trace_headers = request_hook(header_name)
+class _Transport(httpx.BaseTransport):
+    """Wrap a transport: each request is a child span, logged once."""
 
-    async def add_trace_headers_async(request: httpx.Request) -> None:
-        add_trace_headers(request)
+    def __init__(self, inner: httpx.BaseTransport, header_name: str) -> None:
+        self.inner = inner
+        self.header_name = header_name
 
-    return add_trace_headers_async
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        call = _Call(request, self.header_name)
+        try:
+            response = self.inner.handle_request(request)
+        except BaseException as exc:
+            call.log(None, exc)
+            raise
+        call.log(response.status_code)
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _AsyncTransport(httpx.AsyncBaseTransport):
+    """Wrap an async transport: each request is a child span, logged once."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, header_name: str) -> None:
+        self.inner = inner
+        self.header_name = header_name
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        call = _Call(request, self.header_name)
+        try:
+            response = await self.inner.handle_async_request(request)
+        except BaseException as exc:
+            call.log(None, exc)
+            raise
+        call.log(response.status_code)
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 def instrument(client: ClientT, *, header_name: str = DEFAULT_HEADER_NAME) -> ClientT:
-    """Add the trace-header hook to *client*'s request hooks; return the client."""
+    """Make every request of *client* a traced child span; return the client.
+
+    Wraps the client's transports (its default one and every mount), as
+    OpenTelemetry's httpx instrumentation does, so the record of a call that
+    fails before a response is still written. Instrumenting twice changes nothing.
+    """
     if isinstance(client, httpx.AsyncClient):
-        client.event_hooks["request"].append(async_request_hook(header_name))
-    else:
-        client.event_hooks["request"].append(request_hook(header_name))
+        if not isinstance(client._transport, _AsyncTransport):
+            client._transport = _AsyncTransport(client._transport, header_name)
+            for pattern, transport in client._mounts.items():
+                if transport is not None:
+                    client._mounts[pattern] = _AsyncTransport(transport, header_name)
+    elif not isinstance(client._transport, _Transport):
+        client._transport = _Transport(client._transport, header_name)
+        for pattern, sync_transport in client._mounts.items():
+            if sync_transport is not None:
+                client._mounts[pattern] = _Transport(sync_transport, header_name)
     return client

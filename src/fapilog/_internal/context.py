@@ -3,11 +3,17 @@
 A frozen model swapped whole on every bind means a reader can never see a
 half-applied update, and a ``contextvars.Context`` snapshot can never change
 under a task that holds it.
+
+Beside it, a second private ``ContextVar`` holds what only propagation needs
+(trace flags, ``tracestate``, ``baggage``, the incoming parent span): it is
+not part of the seven fields users read and bind, and ``clear_context`` resets
+both at once.
 """
 
 from __future__ import annotations
 
 import contextvars
+from dataclasses import dataclass
 from typing import Annotated, Final, TypedDict, Unpack
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, with_config
@@ -16,15 +22,22 @@ from typing_extensions import TypedDict as PydanticTypedDict  # pydantic needs i
 __all__ = [
     "CONTEXT_FIELDS",
     "EMPTY_CONTEXT",
+    "EMPTY_TRACE_STATE",
+    "SAMPLED",
     "ContextDict",
     "ContextUpdate",
     "RequestContext",
+    "SavedContext",
+    "TraceState",
     "bind_context",
+    "bind_trace_state",
     "clear_context",
     "context_copy",
     "current_model",
+    "current_trace_state",
     "get_context",
-    "restore_model",
+    "restore_context",
+    "save_context",
 ]
 
 
@@ -75,7 +88,27 @@ class ContextUpdate(PydanticTypedDict, total=False):
     user_agent: str | None
 
 
+SAMPLED: Final = 0x01
+"""The W3C trace-flags bit that says the caller records this trace."""
+
+
+@dataclass(frozen=True, slots=True)
+class TraceState:
+    """What carries a trace across a process boundary, beside the seven fields.
+
+    It belongs to the trace *trace_id*: once another trace id is bound, it no
+    longer applies (``trace_headers`` then sends default flags and nothing else).
+    """
+
+    trace_id: str | None = None
+    parent_span_id: str | None = None  # the incoming traceparent's parent-id
+    flags: int = SAMPLED  # sampled (0x01) and random (0x02) only; reserved bits dropped
+    tracestate: str | None = None
+    baggage: str | None = None
+
+
 EMPTY_CONTEXT: Final = RequestContext()
+EMPTY_TRACE_STATE: Final = TraceState()
 CONTEXT_FIELDS: Final = tuple(RequestContext.model_fields)
 _validate_update: Final = TypeAdapter(ContextUpdate).validator.validate_python
 _new: Final = object.__new__
@@ -86,6 +119,11 @@ _STRING_FIELDS: Final = frozenset({"trace_id", "span_id", "user_agent"})
 _request_context: Final[contextvars.ContextVar[RequestContext]] = contextvars.ContextVar(
     "fapilog_request_context", default=EMPTY_CONTEXT
 )
+_trace_state: Final[contextvars.ContextVar[TraceState]] = contextvars.ContextVar(
+    "fapilog_trace_state", default=EMPTY_TRACE_STATE
+)
+
+SavedContext = tuple[RequestContext, TraceState]
 
 
 def get_context() -> ContextDict:
@@ -124,6 +162,7 @@ def _trusted_model(fields: dict[str, object]) -> RequestContext:
 def clear_context() -> None:
     """Reset the current context to the all-``None`` instance."""
     _request_context.set(EMPTY_CONTEXT)
+    _trace_state.set(EMPTY_TRACE_STATE)
 
 
 def context_copy() -> contextvars.Context:
@@ -131,11 +170,31 @@ def context_copy() -> contextvars.Context:
     return contextvars.copy_context()
 
 
+def current_trace_state() -> TraceState:
+    """Return the propagation state of the current trace."""
+    return _trace_state.get()
+
+
+def bind_trace_state(state: TraceState) -> None:
+    """Store *state* as the propagation state of the current trace."""
+    _trace_state.set(state)
+
+
+def save_context() -> SavedContext | None:
+    """Return the current context to put back later, or ``None`` when it is empty."""
+    model = _request_context.get()
+    state = _trace_state.get()
+    if model is EMPTY_CONTEXT and state is EMPTY_TRACE_STATE:
+        return None
+    return model, state
+
+
+def restore_context(saved: SavedContext) -> None:
+    """Put back a context returned by ``save_context``."""
+    _request_context.set(saved[0])
+    _trace_state.set(saved[1])
+
+
 def current_model() -> RequestContext:
-    """Return the stored model itself, for putting it back with ``restore_model``."""
+    """Return the stored model itself: a cheaper read than ``get_context`` for one field."""
     return _request_context.get()
-
-
-def restore_model(model: RequestContext) -> None:
-    """Store *model* again, as it was."""
-    _request_context.set(model)

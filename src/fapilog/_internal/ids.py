@@ -15,7 +15,6 @@ __all__ = [
     "is_valid_request_id",
     "is_w3c_span_id",
     "is_w3c_trace_id",
-    "trace_id_from_traceparent",
 ]
 
 DEFAULT_HEADER_NAME: Final = "X-Request-ID"
@@ -24,8 +23,6 @@ _REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _HEADER_NAME: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 9110 token
 _W3C_TRACE_ID: Final = re.compile(r"[0-9a-f]{32}")
 _W3C_SPAN_ID: Final = re.compile(r"[0-9a-f]{16}")
-# version-traceid-parentid-flags, and for a future version anything after a dash.
-_TRACEPARENT: Final = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}(-.*)?", re.DOTALL)
 _ZERO_TRACE_ID: Final = "0" * 32
 _ZERO_SPAN_ID: Final = "0" * 16
 _getrandbits: Final = random.getrandbits
@@ -64,21 +61,3 @@ def is_header_name(value: str) -> bool:
 def is_header_safe(value: str) -> bool:
     """Return whether *value* can go into a header as it is: printable ASCII, no CR/LF."""
     return value.isascii() and value.isprintable()
-
-
-def trace_id_from_traceparent(value: str) -> str | None:
-    """Return the trace-id of a valid W3C ``traceparent`` header, else ``None``.
-
-    Follows Trace Context level 1: version ``ff`` is invalid, version ``00``
-    has exactly four fields, a later version may append ``-`` and more, and
-    neither the trace-id nor the parent-id may be all zero.
-    """
-    match = _TRACEPARENT.fullmatch(value)
-    if match is None:
-        return None
-    version, trace_id, parent_id, rest = match.groups()
-    if version == "ff" or (version == "00" and rest is not None):
-        return None
-    if trace_id == _ZERO_TRACE_ID or parent_id == _ZERO_SPAN_ID:
-        return None
-    return trace_id

@@ -11,72 +11,37 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sys
 import time
-import traceback
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fapilog._internal.context import (
-    EMPTY_CONTEXT,
-    current_model,
-    restore_model,
-    bind_context,
-    clear_context,
-    get_context,
-)
+from fapilog._internal.context import clear_context, get_context, restore_context, save_context
 from fapilog._internal.ids import (
     DEFAULT_HEADER_NAME,
-    generate_span_id,
     generate_trace_id,
     is_header_name,
     is_header_safe,
     is_valid_request_id,
-    trace_id_from_traceparent,
+    is_w3c_trace_id,
 )
+from fapilog._internal.incoming import REPLACED_MESSAGE, TraceReader, bind_incoming
+from fapilog._internal.records import MAX_PATH_LENGTH, MAX_USER_AGENT_LENGTH, log_safely, printable
 
-__all__ = ["CONTEXT_ATTRIBUTE", "MAX_LINE_LENGTH", "MAX_PATH_LENGTH", "MAX_USER_AGENT_LENGTH", "TraceIDMiddleware"]
+__all__ = ["CONTEXT_ATTRIBUTE", "TraceIDMiddleware"]
 
-MAX_USER_AGENT_LENGTH: Final = 512
-"""Longest ``user_agent`` bound or logged; longer values are cut."""
-MAX_PATH_LENGTH: Final = 2048
-"""Longest ``path`` in an access record; longer paths are cut."""
-MAX_LINE_LENGTH: Final = 16 * 1024
-"""Longest JSON line fapilog writes about a request, whatever the request held.
-
-Request ids are at most 128 characters, and user agent and path are cut and
-escaped to printable ASCII, so even with every character JSON-escaped an
-access record stays below this (Docker's log driver splits longer lines)."""
 CONTEXT_ATTRIBUTE: Final = "__fapilog_context__"
 """Set on an exception escaping a request: its context, for the server's error log."""
 
 STATUS_CLIENT_CLOSED: Final = 499  # nginx's "client closed request"
 STATUS_FAILED: Final = 500
 
-_TRACEPARENT: Final = b"traceparent"
-_USER_AGENT: Final = b"user-agent"
+_TRACERESPONSE: Final = b"traceresponse"
 
 access_logger: Final = logging.getLogger("fapilog.access")
 _logger: Final = logging.getLogger("fapilog.middleware")
 _now: Final = time.perf_counter
-
-
-def _printable(value: str, limit: int) -> str:
-    """Return *value* cut to *limit* characters of printable ASCII, the rest escaped."""
-    value = value[:limit]
-    if value.isascii() and value.isprintable():
-        return value
-    return value.encode("unicode_escape", "backslashreplace").decode("ascii")[:limit]
-
-
-def _log(logger: logging.Logger, level: int, message: str, *args: object, **kwargs: Any) -> None:
-    """Log, but never let a broken logging setup fail the request."""
-    try:
-        logger.log(level, message, *args, **kwargs)
-    except Exception:
-        traceback.print_exc(file=sys.stderr)  # as logging's own handleError does
 
 
 class TraceIDMiddleware:
@@ -84,7 +49,10 @@ class TraceIDMiddleware:
 
     Incoming ids are adopted only when valid — a W3C ``traceparent`` first,
     then the request-id header — and otherwise replaced by a generated one,
-    never echoed, bound or logged. The trace id goes back in *header_name*.
+    never echoed, bound or logged. The response carries the client's own
+    valid request id in *header_name* (else the trace id) and a W3C
+    ``traceresponse``; the app sees that same id in its request headers.
+    A new trace is sampled when *sampled*; an adopted one keeps its flags.
     """
 
     def __init__(
@@ -95,6 +63,7 @@ class TraceIDMiddleware:
         validator: Callable[[str], bool] = is_valid_request_id,
         generator: Callable[[], str] = generate_trace_id,
         trust_traceparent: bool = True,
+        sampled: bool = True,
     ) -> None:
         if not is_header_name(header_name):
             raise ValueError(f"header_name must be an HTTP header name, got {header_name!r}")
@@ -106,7 +75,15 @@ class TraceIDMiddleware:
         self.validator = validator
         self.generator = generator
         self.trust_traceparent = trust_traceparent
-        self._header_key = header_name.lower().encode("latin-1")
+        self.sampled = sampled
+        self._reader = TraceReader(
+            header_name=header_name,
+            validator=validator,
+            generator=generator,
+            trust_traceparent=trust_traceparent,
+            sampled=sampled,
+        )
+        self._reply_names = frozenset({self._reader.header_key, _TRACERESPONSE})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Bind the context, run the app, log the access record, clear the context."""
@@ -115,18 +92,9 @@ class TraceIDMiddleware:
             await self.app(scope, receive, send)
             return
         start = _now()
-        outer = current_model()
+        outer = save_context()
         try:
-            trace_id, rejected = self._bind_incoming(scope)
-            exchange = _Exchange(start, scope, receive, send, (self._header_key, trace_id.encode("latin-1")))
-            if rejected:
-                _log(
-                    _logger,
-                    logging.WARNING,
-                    "Ignored an invalid incoming %s or traceparent header; the trace id is %s",
-                    self.header_name,
-                    trace_id,
-                )
+            exchange = self._begin(scope, start, receive, send)
             try:
                 if scope_type == "http":
                     await self.app(scope, exchange.receive, exchange.send)
@@ -139,41 +107,33 @@ class TraceIDMiddleware:
             exchange.finish()
         finally:
             clear_context()
-            if outer is not EMPTY_CONTEXT:  # a request served inside another one, in process
-                restore_model(outer)
+            if outer is not None:  # a request served inside another one, in process
+                restore_context(outer)
 
-    def _bind_incoming(self, scope: Scope) -> tuple[str, bool]:
-        """Bind trace id, span id and user agent; return the trace id and whether an incoming id was rejected."""
-        request_id: bytes | None = None
-        traceparent: bytes | None = None
-        user_agent: bytes | None = None
-        header_key = self._header_key
-        for name, value in scope["headers"]:
-            if name == header_key:
-                request_id = value if request_id is None else request_id
-            elif name == _TRACEPARENT:
-                traceparent = value if traceparent is None else traceparent
-            elif name == _USER_AGENT:
-                user_agent = value if user_agent is None else user_agent
-        rejected = False
-        trace_id: str | None = None
-        if traceparent is not None and self.trust_traceparent:
-            trace_id = trace_id_from_traceparent(traceparent.decode("latin-1"))
-            rejected = trace_id is None
-        if trace_id is None and request_id is not None:
-            candidate = request_id.decode("latin-1")
-            if is_header_safe(candidate) and self.validator(candidate):
-                trace_id = candidate
-            else:
-                rejected = True
-        if trace_id is None:
-            trace_id = self.generator()
-        bind_context(
-            trace_id=trace_id,
-            span_id=generate_span_id(),
-            user_agent=None if user_agent is None else _printable(user_agent.decode("latin-1"), MAX_USER_AGENT_LENGTH),
+    def _begin(self, scope: Scope, start: float, receive: Receive, send: Send) -> _Exchange:
+        """Bind the incoming trace, align the request's id header with the response's; return the exchange."""
+        incoming = self._reader.read(scope["headers"])
+        user_agent = incoming.user_agent
+        trace_id = incoming.trace_id
+        span_id = bind_incoming(
+            incoming, None if user_agent is None else printable(user_agent.decode("utf-8", "backslashreplace"), MAX_USER_AGENT_LENGTH)
         )
-        return trace_id, rejected
+        request_id = incoming.request_id
+        key = self._reader.header_key
+        if request_id is None:  # absent, empty or invalid: the app sees the id the response carries
+            request_id = trace_id
+            scope["headers"] = [header for header in scope["headers"] if header[0] != key] + [
+                (key, trace_id.encode("latin-1"))
+            ]
+        response_headers = [(key, request_id.encode("latin-1"))]
+        if is_w3c_trace_id(trace_id):
+            traceresponse = f"00-{trace_id}-{span_id}-{incoming.flags:02x}"
+            response_headers.append((_TRACERESPONSE, traceresponse.encode("latin-1")))
+        if incoming.rejected:
+            log_safely(_logger, logging.WARNING, REPLACED_MESSAGE, self.header_name, trace_id)
+        return _Exchange(
+            start, scope, receive, send, (self._reply_names, response_headers), incoming.parent_span_id, request_id
+        )
 
 
 def _attach_context(exc: BaseException) -> None:
@@ -186,24 +146,38 @@ class _Exchange:
     """One request's measurements, taken by wrapping ``receive`` and ``send``."""
 
     __slots__ = (
-        "_header",
+        "_headers",
+        "_names",
         "_receive",
         "_send",
         "disconnected",
         "logged",
+        "parent_span_id",
         "req_bytes",
+        "request_id",
         "res_bytes",
         "scope",
         "start",
         "status",
     )
 
-    def __init__(self, start: float, scope: Scope, receive: Receive, send: Send, header: tuple[bytes, bytes]) -> None:
+    def __init__(
+        self,
+        start: float,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        reply: tuple[frozenset[bytes], list[tuple[bytes, bytes]]],
+        parent_span_id: str | None,
+        request_id: str,
+    ) -> None:
         self.start = start
         self.scope = scope
         self._receive = receive
         self._send = send
-        self._header = header
+        self._names, self._headers = reply
+        self.parent_span_id = parent_span_id
+        self.request_id = request_id
         self.status: int | None = None
         self.req_bytes = 0
         self.res_bytes = 0
@@ -211,10 +185,10 @@ class _Exchange:
         self.logged = False
 
     def _set_header(self, message: Message) -> None:
-        """Set the trace header in *message* exactly once, replacing the app's."""
-        name = self._header[0]
-        headers = [header for header in message.get("headers", ()) if header[0].lower() != name]
-        headers.append(self._header)
+        """Set the trace headers in *message* exactly once each, replacing the app's."""
+        names = self._names
+        headers = [header for header in message.get("headers", ()) if header[0].lower() not in names]
+        headers += self._headers
         message["headers"] = headers
 
     async def receive(self) -> Message:
@@ -265,7 +239,7 @@ class _Exchange:
             latency_ms = (_now() - self.start) * 1000.0
             scope = self.scope
             method = scope["method"]
-            path = _printable(scope["path"], MAX_PATH_LENGTH)
+            path = printable(scope["path"], MAX_PATH_LENGTH)
             extra = {
                 **get_context(),
                 "status_code": status,
@@ -274,5 +248,7 @@ class _Exchange:
                 "res_bytes": self.res_bytes,
                 "method": method,
                 "path": path,
+                "parent_span_id": self.parent_span_id,
+                "request_id": self.request_id,
             }
-            _log(access_logger, logging.INFO, "%s %s %s", method, path, status, extra=extra)
+            log_safely(access_logger, logging.INFO, "%s %s %s", method, path, status, extra=extra)

@@ -1,0 +1,276 @@
+"""Continue a trace from incoming headers: the one parser every transport shares.
+
+The middleware, ``bind_trace_headers`` and the integrations all read
+``traceparent``, ``tracestate``, ``baggage`` and the request-id header here,
+by W3C Trace Context Level 2 and W3C Baggage — as OpenTelemetry has one
+propagator for every transport, never a copy per transport. What is invalid
+is dropped whole, never repaired, echoed or logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from fapilog._internal.context import SAMPLED, TraceState, bind_context, bind_trace_state, clear_context
+from fapilog._internal.ids import (
+    DEFAULT_HEADER_NAME,
+    is_header_name,
+    generate_span_id,
+    generate_trace_id,
+    is_header_safe,
+    is_valid_request_id,
+)
+
+__all__ = [
+    "MAX_BAGGAGE_BYTES",
+    "MAX_BAGGAGE_MEMBERS",
+    "MAX_TRACESTATE_MEMBERS",
+    "RANDOM",
+    "REPLACED_MESSAGE",
+    "Incoming",
+    "TraceReader",
+    "bind_incoming",
+    "bind_trace_headers",
+    "parse_baggage",
+    "parse_traceparent",
+    "parse_tracestate",
+]
+
+RANDOM: Final = 0x02
+"""The Level 2 trace-flags bit that says the trace id is random."""
+MAX_TRACESTATE_MEMBERS: Final = 32
+MAX_BAGGAGE_BYTES: Final = 8192
+MAX_BAGGAGE_MEMBERS: Final = 180
+
+REPLACED_MESSAGE: Final = "Ignored an invalid incoming %s or traceparent header; the trace id is %s"
+
+_logger: Final = logging.getLogger("fapilog.incoming")
+_KNOWN_FLAGS: Final = SAMPLED | RANDOM  # every other bit is reserved: never sent on
+_OWS: Final = " \t"
+_ZERO_TRACE_ID: Final = "0" * 32
+_ZERO_SPAN_ID: Final = "0" * 16
+# version-traceid-parentid-flags; a future version may append "-" and more.
+_TRACEPARENT: Final = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?", re.DOTALL)
+# key=value. A key is at most 256 of a-z 0-9 _ - * / @ and starts with a-z, or
+# with a digit when it is a tenant@system key; a value is 1-256 printable ASCII
+# characters but "," and "=", and does not end in a space.
+_TRACESTATE_MEMBER: Final = re.compile(
+    r"(?:[a-z]|[0-9](?=[a-z0-9_\-*/]*@))[a-z0-9_\-*/@]{0,255}"
+    r"=[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]"
+)
+# Longest tracestate input read at all: 32 members of 513 characters, their
+# commas, and room for optional whitespace. Anything longer is discarded unread.
+_MAX_TRACESTATE_INPUT: Final = 32 * 1024
+_TOKEN: Final = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_BAGGAGE_VALUE: Final = r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*"
+# key OWS "=" OWS value, then properties: *( OWS ";" OWS key [ OWS "=" OWS value ] )
+_BAGGAGE_MEMBER: Final = re.compile(
+    rf"{_TOKEN}[ \t]*=[ \t]*{_BAGGAGE_VALUE}(?:[ \t]*;[ \t]*{_TOKEN}(?:[ \t]*=[ \t]*{_BAGGAGE_VALUE})?)*"
+)
+
+
+def parse_traceparent(value: bytes) -> tuple[str, str, int] | None:
+    """Return trace-id, parent-id and the known flags of a valid ``traceparent``, else ``None``.
+
+    Optional whitespace around the value is ignored; version ``ff`` is invalid,
+    version ``00`` has exactly four fields, and a later version may append
+    ``-`` and more, which is ignored. Neither id may be all zero.
+    """
+    match = _TRACEPARENT.fullmatch(value.decode("latin-1").strip(_OWS))
+    if match is None:
+        return None
+    version, trace_id, parent_id, flags, rest = match.groups()
+    if version == "ff" or (version == "00" and rest is not None):
+        return None
+    if trace_id == _ZERO_TRACE_ID or parent_id == _ZERO_SPAN_ID:
+        return None
+    return trace_id, parent_id, int(flags, 16) & _KNOWN_FLAGS
+
+
+def parse_tracestate(lines: list[bytes]) -> str | None:
+    """Return the ``tracestate`` field lines combined in order, or ``None`` when invalid or empty.
+
+    Empty list-members and optional whitespace are dropped; a member that
+    breaks the grammar, or more than 32 members, discard the header whole.
+    Duplicate keys are kept as they came.
+    """
+    if sum(map(len, lines)) > _MAX_TRACESTATE_INPUT:
+        return None
+    members: list[str] = []
+    for line in lines:
+        for member in line.decode("latin-1").split(","):
+            member = member.strip(_OWS)
+            if not member:
+                continue
+            if len(members) == MAX_TRACESTATE_MEMBERS or _TRACESTATE_MEMBER.fullmatch(member) is None:
+                return None
+            members.append(member)
+    return ",".join(members) or None
+
+
+def parse_baggage(lines: list[bytes]) -> str | None:
+    """Return the ``baggage`` field lines combined, unchanged, or ``None`` when invalid or empty.
+
+    Within W3C Baggage's limits — at most 8,192 bytes and 180 list-members,
+    each ``key=value`` with optional properties — or discarded whole.
+    """
+    text = ",".join(stripped for line in lines if (stripped := line.decode("latin-1").strip(_OWS)))
+    if not text or len(text) > MAX_BAGGAGE_BYTES:  # latin-1: one character per byte
+        return None
+    members = [member for member in text.split(",") if member.strip(_OWS)]
+    if len(members) > MAX_BAGGAGE_MEMBERS:
+        return None
+    for member in members:
+        if _BAGGAGE_MEMBER.fullmatch(member.strip(_OWS)) is None:
+            return None
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """The trace a carrier continues, after every invalid part was dropped."""
+
+    trace_id: str
+    parent_span_id: str | None  # from a valid traceparent only
+    flags: int
+    tracestate: str | None
+    baggage: str | None
+    request_id: str | None  # the caller's own valid request id, if it sent one
+    user_agent: bytes | None
+    rejected: bool  # an invalid request id or traceparent was replaced
+
+
+class TraceReader:
+    """Read the incoming trace from header pairs by the middleware's rules.
+
+    Precedence: a valid ``traceparent`` (exactly one field line), then a valid
+    request id, then a generated id. ``tracestate`` only comes with an adopted
+    ``traceparent``; ``baggage`` with any trace, unless *trust_traceparent* is
+    off, which ignores every incoming W3C header. A new trace is sampled when
+    *sampled*, and marked random when the default generator made its id.
+    """
+
+    __slots__ = ("_client_flags", "_new_flags", "generator", "header_key", "trust_traceparent", "validator")
+
+    def __init__(
+        self,
+        *,
+        header_name: str = DEFAULT_HEADER_NAME,
+        validator: Callable[[str], bool] = is_valid_request_id,
+        generator: Callable[[], str] = generate_trace_id,
+        trust_traceparent: bool = True,
+        sampled: bool = True,
+    ) -> None:
+        self.header_key = header_name.lower().encode("latin-1")
+        self.validator = validator
+        self.generator = generator
+        self.trust_traceparent = trust_traceparent
+        self._client_flags = SAMPLED if sampled else 0
+        self._new_flags = self._client_flags | (RANDOM if generator is generate_trace_id else 0)
+
+    def read(self, headers: Iterable[tuple[bytes, bytes]]) -> Incoming:
+        """Return the trace *headers* continue; names must be lowercase."""
+        header_key = self.header_key
+        request_id: bytes | None = None
+        user_agent: bytes | None = None
+        traceparents: list[bytes] = []
+        tracestate: list[bytes] = []
+        baggage: list[bytes] = []
+        for name, value in headers:
+            if name == header_key:
+                request_id = value if request_id is None else request_id
+            elif name == b"traceparent":
+                traceparents.append(value)
+            elif name == b"tracestate":
+                tracestate.append(value)
+            elif name == b"baggage":
+                baggage.append(value)
+            elif name == b"user-agent":
+                user_agent = value if user_agent is None else user_agent
+        rejected = False
+        adopted: tuple[str, str, int] | None = None
+        if traceparents and self.trust_traceparent:
+            # Two or more field lines make the traceparent invalid: the trace restarts.
+            adopted = parse_traceparent(traceparents[0]) if len(traceparents) == 1 else None
+            rejected = adopted is None
+        client_id: str | None = None
+        if request_id:  # an empty header counts as absent
+            candidate = request_id.decode("latin-1")
+            if is_header_safe(candidate) and self.validator(candidate):
+                client_id = candidate
+            else:
+                rejected = True
+        trusted_baggage = parse_baggage(baggage) if baggage and self.trust_traceparent else None
+        if adopted is not None:
+            trace_id, parent_span_id, flags = adopted
+            return Incoming(
+                trace_id,
+                parent_span_id,
+                flags,
+                parse_tracestate(tracestate) if tracestate else None,
+                trusted_baggage,
+                client_id,
+                user_agent,
+                rejected,
+            )
+        if client_id is not None:
+            return Incoming(client_id, None, self._client_flags, None, trusted_baggage, client_id, user_agent, rejected)
+        return Incoming(self.generator(), None, self._new_flags, None, trusted_baggage, None, user_agent, rejected)
+
+
+def bind_incoming(incoming: Incoming, user_agent: str | None) -> str:
+    """Bind *incoming* as the current trace with a new span; return the span id."""
+    span_id = generate_span_id()
+    bind_context(trace_id=incoming.trace_id, span_id=span_id, user_agent=user_agent)
+    bind_trace_state(
+        TraceState(incoming.trace_id, incoming.parent_span_id, incoming.flags, incoming.tracestate, incoming.baggage)
+    )
+    return span_id
+
+
+Carrier = Mapping[str, str] | Mapping[bytes, bytes] | Iterable[tuple[str, str]] | Iterable[tuple[bytes, bytes]]
+"""Headers as any transport has them: a mapping or pairs, of ``str`` or ``bytes``."""
+
+_readers: dict[str, TraceReader] = {}
+
+
+def bind_trace_headers(headers: Carrier, *, header_name: str = DEFAULT_HEADER_NAME) -> str:
+    """Continue the trace *headers* carry in a fresh context; return its trace id.
+
+    By the middleware's rules: a valid ``traceparent`` with its flags and
+    ``tracestate``, else a valid request id in *header_name*, else a new id;
+    names match case-insensitively. Binds ``trace_id`` and a new ``span_id``
+    (every other field is ``None``) and keeps the incoming parent-id, so
+    ``bind_trace_headers(trace_headers())`` in another process joins the same
+    trace as a child. Invalid input is replaced and never raised or logged.
+    """
+    reader = _readers.get(header_name)
+    if reader is None:
+        if not is_header_name(header_name):
+            raise ValueError(f"header_name must be an HTTP header name, got {header_name!r}")
+        reader = _readers.setdefault(header_name, TraceReader(header_name=header_name))
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    incoming = reader.read([(_as_bytes(name).lower(), _as_bytes(value)) for name, value in _pairs(pairs)])
+    clear_context()
+    bind_incoming(incoming, None)
+    if incoming.rejected:
+        _logger.warning(REPLACED_MESSAGE, header_name, incoming.trace_id)
+    return incoming.trace_id
+
+
+def _pairs(pairs: Iterable[object]) -> Iterable[tuple[str | bytes, str | bytes]]:
+    """Yield the (name, value) pairs of text or bytes; skip anything else a carrier holds."""
+    for pair in pairs:
+        if isinstance(pair, tuple | list) and len(pair) == 2:
+            name, value = pair
+            if isinstance(name, str | bytes) and isinstance(value, str | bytes):
+                yield name, value
+
+
+def _as_bytes(value: str | bytes) -> bytes:
+    """Return header text as bytes; non-ASCII text stays invalid, never an error."""
+    return value if isinstance(value, bytes) else value.encode("utf-8", "surrogatepass")

@@ -1,0 +1,37 @@
+"""What fapilog's own records share: bounded printable text, and logging that never fails the caller."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from typing import Any, Final
+
+__all__ = ["MAX_LINE_LENGTH", "MAX_PATH_LENGTH", "MAX_USER_AGENT_LENGTH", "log_safely", "printable"]
+
+MAX_USER_AGENT_LENGTH: Final = 512
+"""Longest ``user_agent`` bound or logged; longer values are cut."""
+MAX_PATH_LENGTH: Final = 2048
+"""Longest ``path`` (or client ``url``) in a record; longer ones are cut."""
+MAX_LINE_LENGTH: Final = 16 * 1024
+"""Longest JSON line fapilog writes about a request or call, whatever it held.
+
+Request ids are at most 128 characters, and user agent, path and URL are cut
+and escaped to printable ASCII, so even with every character JSON-escaped a
+record stays below this (Docker's log driver splits longer lines)."""
+
+
+def printable(value: str, limit: int) -> str:
+    """Return *value* cut to *limit* characters of printable ASCII, the rest escaped."""
+    value = value[:limit]
+    if value.isascii() and value.isprintable():
+        return value
+    return value.encode("unicode_escape", "backslashreplace").decode("ascii")[:limit]
+
+
+def log_safely(logger: logging.Logger, level: int, message: str, *args: object, **kwargs: Any) -> None:
+    """Log, but never let a broken logging setup fail the request or call."""
+    try:
+        logger.log(level, message, *args, **kwargs)
+    except Exception:
+        traceback.print_exc(file=sys.stderr)  # as logging's own handleError does

@@ -1,0 +1,279 @@
+"""The one incoming parser: traceparent, tracestate, baggage, request id, and bind_trace_headers."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fapilog import bind_context, bind_trace_headers, get_context, trace_headers
+from fapilog._internal.ids import is_w3c_span_id, is_w3c_trace_id
+from fapilog._internal.incoming import TraceReader, parse_baggage, parse_traceparent, parse_tracestate
+from tests._support import rendered
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
+
+
+@pytest.mark.parametrize(
+    ("header", "flags"),
+    [
+        (f"00-{TRACE_ID}-{PARENT_ID}-01", 0x01),
+        (f"00-{TRACE_ID}-{PARENT_ID}-00", 0x00),
+        (f"00-{TRACE_ID}-{PARENT_ID}-02", 0x02),
+        (f"00-{TRACE_ID}-{PARENT_ID}-03", 0x03),
+        (f"00-{TRACE_ID}-{PARENT_ID}-ff", 0x03),  # reserved bits are dropped
+        (f"01-{TRACE_ID}-{PARENT_ID}-09", 0x01),
+        (f"cc-{TRACE_ID}-{PARENT_ID}-01-what-the-future-will-be-like", 0x01),
+        (f" \t00-{TRACE_ID}-{PARENT_ID}-01\t ", 0x01),  # optional whitespace around the value
+    ],
+)
+def test_a_valid_traceparent_gives_trace_id_parent_id_and_known_flags(header: str, flags: int) -> None:
+    assert parse_traceparent(header.encode()) == (TRACE_ID, PARENT_ID, flags)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        f"ff-{TRACE_ID}-{PARENT_ID}-01",
+        f"00-{TRACE_ID}-{PARENT_ID}-01-extra",
+        f"00-{TRACE_ID}-{PARENT_ID}-01.",
+        f"cc-{TRACE_ID}-{PARENT_ID}-01.what-the-future-will-be-like",
+        f"00-{'0' * 32}-{PARENT_ID}-01",
+        f"00-{TRACE_ID}-{'0' * 16}-01",
+        f"00-{TRACE_ID.upper()}-{PARENT_ID}-01",
+        f"00-{TRACE_ID}-{PARENT_ID}",
+        f"00-{TRACE_ID}-{PARENT_ID}-1",
+        f"00-{TRACE_ID}-{PARENT_ID}-0g",
+        f"0-{TRACE_ID}-{PARENT_ID}-01",
+        f"000-{TRACE_ID}-{PARENT_ID}-01",
+        f"00-{TRACE_ID}0-{PARENT_ID}-01",
+        f"00-{TRACE_ID}-{PARENT_ID}0-01",
+        f"00_{TRACE_ID}_{PARENT_ID}_01",
+        f"00-{TRACE_ID}-{PARENT_ID}-01\r\n",
+        f"\v00-{TRACE_ID}-{PARENT_ID}-01",
+        "",
+        "garbage",
+    ],
+)
+def test_an_invalid_traceparent_gives_nothing(header: str) -> None:
+    assert parse_traceparent(header.encode("latin-1")) is None
+
+
+@given(st.binary(max_size=80))
+def test_whatever_a_traceparent_holds_what_is_adopted_is_w3c(header: bytes) -> None:
+    parsed = parse_traceparent(header)
+    if parsed is not None:
+        trace_id, parent_id, flags = parsed
+        assert is_w3c_trace_id(trace_id)
+        assert is_w3c_span_id(parent_id)
+        assert flags & ~0x03 == 0
+
+
+LCALPHA_KEY = "abcdefghijklmnopqrstuvwxyz0123456789_-*/"
+ALL_VALUE_CHARACTERS = "".join(map(chr, [*range(0x20, 0x2C), *range(0x2D, 0x3D), *range(0x3E, 0x7F)]))
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (["foo=1,bar=2"], "foo=1,bar=2"),
+        (["foo=1,bar=2", "rojo=1,congo=2", "baz=3"], "foo=1,bar=2,rojo=1,congo=2,baz=3"),
+        (["foo=1 \t , \t bar=2, \t baz=3"], "foo=1,bar=2,baz=3"),
+        (["\t foo=1 \t"], "foo=1"),
+        (["foo=1,,  ,bar=2", ""], "foo=1,bar=2"),
+        (["", "foo=1"], "foo=1"),
+        (["foo=1,foo=2"], "foo=1,foo=2"),  # duplicates are kept as they came
+        ([f"{LCALPHA_KEY}={ALL_VALUE_CHARACTERS}"], f"{LCALPHA_KEY}={ALL_VALUE_CHARACTERS}"),
+        ([f"{LCALPHA_KEY}@a-z0-9_-*/=1"], f"{LCALPHA_KEY}@a-z0-9_-*/=1"),
+        (["foo@=1,foo@@bar=2,foo@bar@baz=3"], "foo@=1,foo@@bar=2,foo@bar@baz=3"),
+        (["1tenant@vendor=x"], "1tenant@vendor=x"),
+        ([f"{'z' * 256}=1"], f"{'z' * 256}=1"),
+        (  # the latest spec text: only the key's total length is limited
+            [f"{'t' * 241}@{'v' * 14}=1", f"{'t' * 242}@v=2", f"t@{'v' * 15}=3"],
+            f"{'t' * 241}@{'v' * 14}=1,{'t' * 242}@v=2,t@{'v' * 15}=3",
+        ),
+        ([",".join(f"k{i}=v" for i in range(32))], ",".join(f"k{i}=v" for i in range(32))),
+        ([f"foo={'x' * 256}"], f"foo={'x' * 256}"),
+        (["", " \t "], None),
+    ],
+)
+def test_a_valid_tracestate_is_combined_in_order_without_empty_members(lines: list[str], expected: str | None) -> None:
+    assert parse_tracestate([line.encode() for line in lines]) == expected
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ["foo =1"],
+        ["FOO=1"],
+        ["foo.bar=1"],
+        ["@foo=1,bar=2"],
+        ["1tenant=1"],  # a digit starts only a tenant@system key
+        [f"{'z' * 257}=1", "foo=1"],
+        ["foo=bar=baz"],
+        ["foo=,bar=3"],
+        ["foo=1\t2"],  # a tab inside a value
+        [f"foo={'x' * 257}"],
+        ["foo"],
+        ["foo=1", ",".join(f"k{i}=v" for i in range(32))],  # 33 members
+        ["foo=caf\u00e9"],
+        ["foo=1\r\nX-Injected: 1"],
+        ["foo=\x00"],
+        ["k=v," * 25_000],  # 100 kB
+        [",".join(f"k{i}=v" for i in range(10_000))],
+    ],
+)
+def test_a_tracestate_that_breaks_a_rule_is_discarded_whole(lines: list[str]) -> None:
+    assert parse_tracestate([line.encode("utf-8") for line in lines]) is None
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (["userId=alice,serverNode=DF%2028"], "userId=alice,serverNode=DF%2028"),
+        (["userId=alice", "isProduction=false"], "userId=alice,isProduction=false"),
+        (
+            ["key1 = value1;property1;propertyKey=propertyValue , key2=value2"],
+            "key1 = value1;property1;propertyKey=propertyValue , key2=value2",
+        ),
+        (["  a=1  "], "a=1"),
+        ([",".join(f"k{i}=v" for i in range(180))], ",".join(f"k{i}=v" for i in range(180))),
+        ([f"k={'x' * 8190}"], f"k={'x' * 8190}"),
+    ],
+)
+def test_valid_baggage_is_forwarded_unchanged(lines: list[str], expected: str) -> None:
+    assert parse_baggage([line.encode() for line in lines]) == expected
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [f"k={'x' * 8191}"],  # 8,193 bytes
+        [",".join(f"k{i}=v" for i in range(181))],
+        [",".join(f"k{i}=v" for i in range(10_000))],
+        ["a=1,b"],
+        ["a=caf\u00e9"],
+        ["a=1\r\nX-Injected: 1"],
+        ["a=\x1b[31mred"],
+        ['a="quoted"'],
+        ["=1"],
+        [""],
+    ],
+)
+def test_baggage_beyond_the_limits_or_the_grammar_is_dropped(lines: list[str]) -> None:
+    assert parse_baggage([line.encode("utf-8") for line in lines]) is None
+
+
+def _read(*headers: tuple[str, str], reader: TraceReader | None = None) -> tuple[str, ...]:
+    incoming = (reader or TraceReader()).read([(name.encode(), value.encode("utf-8")) for name, value in headers])
+    return (
+        incoming.trace_id,
+        str(incoming.parent_span_id),
+        f"{incoming.flags:02x}",
+        str(incoming.tracestate),
+        str(incoming.baggage),
+        str(incoming.request_id),
+        str(incoming.rejected),
+    )
+
+
+def test_the_reader_adopts_a_traceparent_with_its_state_and_keeps_the_client_request_id() -> None:
+    assert _read(
+        ("traceparent", f"00-{TRACE_ID}-{PARENT_ID}-00"),
+        ("tracestate", "congo=t61rcWkgMzE"),
+        ("baggage", "userId=alice"),
+        ("x-request-id", "client-7"),
+    ) == (TRACE_ID, PARENT_ID, "00", "congo=t61rcWkgMzE", "userId=alice", "client-7", "False")
+
+
+def test_two_traceparent_field_lines_restart_the_trace_and_drop_the_tracestate() -> None:
+    trace_id, *rest = _read(
+        ("traceparent", TRACEPARENT), ("traceparent", TRACEPARENT), ("tracestate", "foo=1"), ("baggage", "a=1")
+    )
+    assert re.fullmatch(r"[0-9a-f]{32}", trace_id) and trace_id != TRACE_ID
+    assert rest == ["None", "03", "None", "a=1", "None", "True"]
+
+
+def test_without_a_valid_traceparent_tracestate_is_never_kept() -> None:
+    assert _read(("tracestate", "foo=1"), ("x-request-id", "req-1")) == (
+        "req-1", "None", "01", "None", "None", "req-1", "False"
+    )
+
+
+def test_a_new_trace_is_random_and_sampled_by_the_option() -> None:
+    assert _read()[2] == "03"
+    assert _read(reader=TraceReader(sampled=False))[2] == "02"
+    assert _read(reader=TraceReader(generator=lambda: "custom-id"))[2] == "01"  # not known to be random
+
+
+def test_an_empty_request_id_counts_as_absent_and_an_invalid_one_is_rejected() -> None:
+    assert _read(("x-request-id", ""))[5:] == ("None", "False")
+    assert _read(("x-request-id", "bad id"))[5:] == ("None", "True")
+
+
+def test_trust_traceparent_false_ignores_every_incoming_w3c_header() -> None:
+    reader = TraceReader(trust_traceparent=False)
+    assert _read(("traceparent", TRACEPARENT), ("tracestate", "a=1"), ("baggage", "b=2"), reader=reader)[1:5] == (
+        "None", "03", "None", "None"
+    )
+
+
+def test_bind_trace_headers_continues_a_trace_in_a_fresh_context() -> None:
+    bind_context(trace_id="old", status_code=200, user_agent="stale")
+    trace_id = bind_trace_headers({"TraceParent": TRACEPARENT, "TRACESTATE": "a=1", "Baggage": "b=2"})
+    context = get_context()
+    assert trace_id == context["trace_id"] == TRACE_ID
+    assert context["span_id"] is not None and context["span_id"] != PARENT_ID
+    assert {key: value for key, value in context.items() if key not in ("trace_id", "span_id")} == dict.fromkeys(
+        ("latency_ms", "status_code", "req_bytes", "res_bytes", "user_agent")
+    )
+    assert trace_headers() == {
+        "X-Request-ID": TRACE_ID,
+        "traceparent": f"00-{TRACE_ID}-{context['span_id']}-01",
+        "tracestate": "a=1",
+        "baggage": "b=2",
+    }
+
+
+def test_bind_trace_headers_is_the_inverse_of_trace_headers() -> None:
+    bind_trace_headers([])
+    publisher = get_context()
+    carried = [(name.lower().encode(), value.encode()) for name, value in trace_headers().items()]
+    bind_trace_headers(carried)
+    consumer = get_context()
+    assert consumer["trace_id"] == publisher["trace_id"]
+    assert consumer["span_id"] != publisher["span_id"]
+    assert trace_headers()["traceparent"] == f"00-{publisher['trace_id']}-{consumer['span_id']}-03"
+
+
+def test_bind_trace_headers_takes_a_request_id_under_its_header_name() -> None:
+    assert bind_trace_headers({"X-Correlation-ID": "job-9"}, header_name="X-Correlation-ID") == "job-9"
+    assert bind_trace_headers({"X-Request-ID": "job-9"}, header_name="X-Correlation-ID") != "job-9"
+    with pytest.raises(ValueError, match="header_name"):
+        bind_trace_headers({}, header_name="bad name")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Request-ID": '"><script>alert(1)</script>'},
+        {"traceparent": "00-zz\r\nX-Injected: 1", "tracestate": "k=v," * 25_000},
+        {"X-Request-ID": "caf\u00e9\ud800"},
+        [("X-Request-ID", None), (b"traceparent", 7), ("one",), "junk"],
+        {},
+    ],
+)
+def test_bind_trace_headers_replaces_hostile_input_and_never_logs_it(
+    headers: object, records: list[logging.LogRecord]
+) -> None:
+    trace_id = bind_trace_headers(headers)  # type: ignore[arg-type]  # carriers from the wire hold anything
+    assert re.fullmatch(r"[0-9a-f]{32}", trace_id)
+    assert set(trace_headers()) <= {"X-Request-ID", "traceparent"}
+    for record in records:
+        text = rendered(record)
+        assert "script" not in text and "Injected" not in text and "caf" not in text
