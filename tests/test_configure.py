@@ -73,7 +73,6 @@ def test_uvicorns_loggers_are_handed_to_the_root_handler() -> None:
     assert "color_message" not in line
 
 
-@pytest.mark.asyncio
 async def test_a_real_uvicorn_writes_its_own_records_as_json_with_the_request_trace_id() -> None:
     app = FastAPI()
 

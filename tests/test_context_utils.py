@@ -132,7 +132,6 @@ def test_a_bind_inside_a_snapshot_stays_inside_it() -> None:
     assert get_context()["trace_id"] == "outer"
 
 
-@pytest.mark.asyncio
 async def test_binds_in_a_child_task_never_reach_the_parent() -> None:
     bind_context(trace_id="parent")
 
@@ -144,7 +143,6 @@ async def test_binds_in_a_child_task_never_reach_the_parent() -> None:
     assert get_context() == {**ALL_NONE, "trace_id": "parent"}
 
 
-@pytest.mark.asyncio
 async def test_200_concurrent_tasks_each_see_only_their_own_values() -> None:
     count = 200
     all_bound = asyncio.Event()
@@ -275,7 +273,6 @@ def _story_app(spawned: list[asyncio.Task[None]], release: asyncio.Event) -> Fas
     return app
 
 
-@pytest.mark.asyncio
 async def test_story_get_context_returns_the_expected_keys_with_the_request_values() -> None:
     async with http_client(_story_app([], asyncio.Event())) as client:
         response = await client.get("/context", headers={"X-Request-ID": "story-1", "User-Agent": "story/1"})
@@ -287,7 +284,6 @@ async def test_story_get_context_returns_the_expected_keys_with_the_request_valu
     assert seen["status_code"] is None
 
 
-@pytest.mark.asyncio
 async def test_story_clear_context_wipes_the_values() -> None:
     async with http_client(_story_app([], asyncio.Event())) as client:
         response = await client.get("/cleared", headers={"X-Request-ID": "story-2"})
@@ -296,7 +292,6 @@ async def test_story_clear_context_wipes_the_values() -> None:
     assert get_context() == ALL_NONE
 
 
-@pytest.mark.asyncio
 async def test_story_a_task_from_context_copy_logs_with_the_original_trace_id() -> None:
     stream = io.StringIO()
     configure_logging(stream=stream)
@@ -313,7 +308,6 @@ async def test_story_a_task_from_context_copy_logs_with_the_original_trace_id() 
     assert line["span_id"] == response.json()["span_id"]
 
 
-@pytest.mark.asyncio
 async def test_story_a_new_separate_request_receives_a_different_trace_id() -> None:
     async with http_client(_story_app([], asyncio.Event())) as client:
         first = (await client.get("/context")).json()
@@ -333,7 +327,6 @@ def _trace_id() -> str | None:
     return get_context()["trace_id"]
 
 
-@pytest.mark.asyncio
 async def test_create_task_with_context_runs_the_coroutine_in_the_snapshot() -> None:
     async def read() -> str | None:
         return _trace_id()
@@ -345,7 +338,6 @@ async def test_create_task_with_context_runs_the_coroutine_in_the_snapshot() -> 
     assert await asyncio.create_task(read()) == "later"
 
 
-@pytest.mark.asyncio
 async def test_run_in_executor_needs_snapshot_run_because_executors_copy_nothing() -> None:
     loop = asyncio.get_running_loop()
     bind_context(trace_id="snapshot")
@@ -355,7 +347,6 @@ async def test_run_in_executor_needs_snapshot_run_because_executors_copy_nothing
     assert await loop.run_in_executor(None, _trace_id) is None
 
 
-@pytest.mark.asyncio
 async def test_asyncio_to_thread_copies_the_current_context_or_runs_a_snapshot() -> None:
     bind_context(trace_id="snapshot")
     snapshot = context_copy()
@@ -366,7 +357,6 @@ async def test_asyncio_to_thread_copies_the_current_context_or_runs_a_snapshot()
     assert _trace_id() == "later"
 
 
-@pytest.mark.asyncio
 async def test_anyio_run_sync_copies_the_current_context_or_runs_a_snapshot() -> None:
     bind_context(trace_id="snapshot")
     snapshot = context_copy()

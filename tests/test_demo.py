@@ -12,7 +12,6 @@ from examples.service import create_app
 from tests._support import access_records, http_client
 
 
-@pytest.mark.asyncio
 async def test_the_demo_requests_get_the_expected_answers_and_one_trace_spans_both_services(
     records: list[logging.LogRecord],
 ) -> None:

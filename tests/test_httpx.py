@@ -55,7 +55,6 @@ def test_a_sync_client_sends_the_trace_headers_with_a_child_span_it_logs(records
     assert "secret" not in record["message"]
 
 
-@pytest.mark.asyncio
 async def test_three_calls_from_one_request_carry_three_parent_ids(records: list[logging.LogRecord]) -> None:
     sent: list[httpx.Request] = []
     bind_context(trace_id=TRACE_ID, span_id=SPAN_ID)
@@ -68,7 +67,6 @@ async def test_three_calls_from_one_request_carry_three_parent_ids(records: list
     assert {record["parent_span_id"] for record in _client_records(records)} == {SPAN_ID}
 
 
-@pytest.mark.asyncio
 async def test_a_call_that_fails_is_logged_once_with_its_error_class(records: list[logging.LogRecord]) -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused", request=request)
@@ -123,7 +121,6 @@ def test_the_client_record_of_a_hostile_url_stays_bounded_and_printable(records:
     assert len(line) < MAX_LINE_LENGTH
 
 
-@pytest.mark.asyncio
 async def test_an_async_client_sends_the_trace_headers_of_the_calling_task() -> None:
     sent: list[httpx.Request] = []
     async with instrument(httpx.AsyncClient(transport=_echo(sent))) as client:
@@ -218,7 +215,6 @@ def _service_a(b_url: str) -> FastAPI:
     return app
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize("path", ["/call", "/call-sync"])
 async def test_service_b_joins_service_as_trace_with_a_new_span(path: str, records: list[logging.LogRecord]) -> None:
     async with running_server(_service_b()) as b_url, running_server(_service_a(b_url)) as a_url:
@@ -239,7 +235,6 @@ async def test_service_b_joins_service_as_trace_with_a_new_span(path: str, recor
     assert b_access["parent_span_id"] == call["span_id"]
 
 
-@pytest.mark.asyncio
 async def test_50_concurrent_calls_each_keep_their_own_trace_across_the_hop(records: list[logging.LogRecord]) -> None:
     async with running_server(_service_b()) as b_url, running_server(_service_a(b_url)) as a_url:
         async with httpx.AsyncClient(base_url=a_url, timeout=30) as client:

@@ -20,6 +20,7 @@ from starlette.websockets import WebSocket
 
 from fapilog import TraceIDMiddleware, get_context
 from fapilog._internal import middleware as middleware_module
+from fapilog._internal.records import MAX_USER_AGENT_LENGTH
 from tests._support import ALL_NONE, access_records, http_client, rendered
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
@@ -28,7 +29,6 @@ TRACEPARENT_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACEPARENT_TRACE_ID}-00f067aa0ba902b7-01"
 STREAM_CHUNKS = (b"a" * 10, b"b" * 20, b"c" * 30)
 
-pytestmark = pytest.mark.asyncio
 
 
 class Seen:
@@ -48,6 +48,10 @@ def make_app(seen: Seen) -> FastAPI:
     @app.get("/context")
     async def context_endpoint() -> dict[str, Any]:
         return dict(get_context())
+
+    @app.get("/request-id")
+    async def request_id_endpoint(request: Request) -> list[str]:
+        return request.headers.getlist("X-Request-ID")
 
     @app.get("/sync")
     def sync_endpoint() -> dict[str, Any]:
@@ -214,6 +218,81 @@ async def test_trust_traceparent_false_ignores_traceparent(seen: Seen) -> None:
     assert HEX32.fullmatch(without_id.json()["trace_id"])
 
 
+async def test_the_client_keeps_its_own_request_id_when_a_traceparent_sets_the_trace(
+    app: FastAPI, records: list[logging.LogRecord]
+) -> None:
+    async with http_client(app) as client:
+        response = await client.get("/request-id", headers={"traceparent": TRACEPARENT, "X-Request-ID": "req-1"})
+    assert response.headers["X-Request-ID"] == "req-1"
+    assert response.json() == ["req-1"]
+    [access] = access_records(records)
+    assert (access["request_id"], access["trace_id"]) == ("req-1", TRACEPARENT_TRACE_ID)
+    assert access["parent_span_id"] == "00f067aa0ba902b7"
+    assert not [record for record in records if record.levelno >= logging.WARNING]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({}, id="absent"),
+        pytest.param({"X-Request-ID": ""}, id="empty"),
+        pytest.param({"X-Request-ID": "bad id"}, id="invalid"),
+        pytest.param({"traceparent": TRACEPARENT}, id="traceparent-only"),
+    ],
+)
+async def test_the_app_sees_in_its_request_headers_the_id_the_response_echoes(
+    app: FastAPI, records: list[logging.LogRecord], headers: dict[str, str]
+) -> None:
+    async with http_client(app) as client:
+        response = await client.get("/request-id", headers=headers)
+    assert response.json() == [response.headers["X-Request-ID"]]
+    [access] = access_records(records)
+    assert access["request_id"] == access["trace_id"] == response.headers["X-Request-ID"]
+    warned = [record for record in records if record.levelno == logging.WARNING]
+    assert len(warned) == (1 if headers.get("X-Request-ID") == "bad id" else 0)
+
+
+async def test_the_traceresponse_names_the_trace_this_span_and_the_flags(app: FastAPI) -> None:
+    async with http_client(app) as client:
+        new = await client.get("/context")
+        adopted = await client.get("/context", headers={"traceparent": f"{TRACEPARENT[:-2]}00"})
+        from_request_id = await client.get("/context", headers={"X-Request-ID": "req-1"})
+    assert new.headers["traceresponse"] == f"00-{new.json()['trace_id']}-{new.json()['span_id']}-03"
+    assert adopted.headers["traceresponse"] == f"00-{TRACEPARENT_TRACE_ID}-{adopted.json()['span_id']}-00"
+    assert "traceresponse" not in from_request_id.headers  # "req-1" cannot be a W3C trace id
+
+
+async def test_a_traceresponse_the_app_set_is_replaced(seen: Seen) -> None:
+    api = make_app(seen)
+
+    @api.get("/own-traceresponse")
+    async def own() -> Response:
+        return Response("x", headers={"traceresponse": f"00-{'1' * 32}-{'2' * 16}-01"})
+
+    async with http_client(TraceIDMiddleware(api)) as client:
+        response = await client.get("/own-traceresponse")
+    [traceresponse] = response.headers.get_list("traceresponse")
+    assert traceresponse.split("-")[1] == response.headers["X-Request-ID"]
+
+
+async def test_sampled_false_starts_new_traces_unsampled_and_keeps_the_callers_decision(seen: Seen) -> None:
+    app = TraceIDMiddleware(make_app(seen), sampled=False)
+    async with http_client(app) as client:
+        new = await client.get("/context")
+        sampled_by_caller = await client.get("/context", headers={"traceparent": TRACEPARENT})
+    assert new.headers["traceresponse"].endswith("-02")
+    assert sampled_by_caller.headers["traceresponse"].endswith("-01")
+
+
+async def test_the_access_record_has_no_parent_span_without_a_traceparent(
+    app: FastAPI, records: list[logging.LogRecord]
+) -> None:
+    async with http_client(app) as client:
+        await client.get("/context", headers={"X-Request-ID": "req-1"})
+    [access] = access_records(records)
+    assert (access["parent_span_id"], access["request_id"]) == (None, "req-1")
+
+
 HOSTILE_REQUEST_IDS = [
     pytest.param(b"abc\r\nX-Injected: 1", id="crlf"),
     pytest.param(b"evil\nline", id="lf"),
@@ -284,7 +363,7 @@ async def test_a_long_or_hostile_user_agent_is_bound_cut_and_escaped(app: FastAP
     async with http_client(app) as client:
         long = await client.get("/context", headers={"User-Agent": "u" * 5000})
         hostile = await client.get("/context", headers={b"User-Agent": b"agent\x1b[31m\x00end"})
-    assert long.json()["user_agent"] == "u" * middleware_module.MAX_USER_AGENT_LENGTH
+    assert long.json()["user_agent"] == "u" * MAX_USER_AGENT_LENGTH
     assert hostile.json()["user_agent"] == "agent\\x1b[31m\\x00end"
 
 

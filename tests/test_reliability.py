@@ -35,7 +35,6 @@ LOAD_CONCURRENCY = 100
 MEMORY_REQUESTS = 100_000 if STRESS else 20_000
 HOSTILE_EXAMPLES = 3_000 if STRESS else 300
 
-pytestmark = pytest.mark.asyncio
 logger = logging.getLogger("app.reliability")
 
 
