@@ -1,10 +1,13 @@
-"""Sessions: ``tests`` and ``typecheck`` (CI), ``bench``, ``stress`` and ``demo``.
+"""Sessions: ``tests`` and ``typecheck`` (CI), ``bench``, ``stress``, ``w3c`` and ``demo``.
 
 Every session runs on the interpreter nox itself runs on, so CI never asks for
 a Python that the machine does not have.
 """
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import nox
 
@@ -58,3 +61,13 @@ def stress(session: nox.Session) -> None:
     """Run the reliability suite with long runs: 30,000 requests, 100,000 for memory."""
     _install(session, "tests")
     session.run("pytest", "tests/test_reliability.py", *session.posargs, env={"FAPILOG_STRESS": "1"})
+
+
+@nox.session
+def w3c(session: nox.Session) -> None:
+    """Run W3C's own Trace Context test suite, where it lies, under both uvicorn HTTP parsers."""
+    suite = Path(os.environ.get("W3C_TRACE_CONTEXT", "../shared/w3c-trace-context"))
+    if not (suite / "test.py").is_file():
+        session.skip(f"no W3C Trace Context suite at {suite} (set W3C_TRACE_CONTEXT)")
+    _install(session, "w3c")
+    session.run("python", "-m", "tests.w3c_service", str(suite))

@@ -7,7 +7,7 @@ import logging
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import uvicorn
@@ -37,8 +37,8 @@ def rendered(record: logging.LogRecord) -> str:
 
 
 @asynccontextmanager
-async def running_server(app: ASGIApp) -> AsyncIterator[str]:
-    """Serve *app* with a real uvicorn on 127.0.0.1 and a free port; yield its URL.
+async def running_server(app: ASGIApp, *, http: Literal["auto", "h11", "httptools"] = "auto") -> AsyncIterator[str]:
+    """Serve *app* with a real uvicorn (HTTP parser *http*) on 127.0.0.1 and a free port; yield its URL.
 
     uvicorn runs in the test's own event loop and leaves logging alone
     (``log_config=None``), so records it emits reach the test's handlers.
@@ -53,7 +53,7 @@ async def running_server(app: ASGIApp) -> AsyncIterator[str]:
     # An idle keep-alive connection is never closed mid-test: uvicorn's default
     # (5 s) races a client that reuses that connection just then.
     config = uvicorn.Config(
-        app, log_config=None, lifespan="off", timeout_keep_alive=600, timeout_graceful_shutdown=5
+        app, http=http, log_config=None, lifespan="off", timeout_keep_alive=600, timeout_graceful_shutdown=5
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
