@@ -171,12 +171,13 @@ def test_baggage_beyond_the_limits_or_the_grammar_is_dropped(lines: list[str]) -
 
 def _read(*headers: tuple[str, str], reader: TraceReader | None = None) -> tuple[str, ...]:
     incoming = (reader or TraceReader()).read([(name.encode(), value.encode("utf-8")) for name, value in headers])
+    state = incoming.state
     return (
-        incoming.trace_id,
-        str(incoming.parent_span_id),
-        f"{incoming.flags:02x}",
-        str(incoming.tracestate),
-        str(incoming.baggage),
+        state.trace_id,
+        str(state.parent_span_id),
+        f"{state.flags:02x}",
+        str(state.tracestate),
+        str(state.baggage),
         str(incoming.request_id),
         str(incoming.rejected),
     )

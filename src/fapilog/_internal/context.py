@@ -13,8 +13,7 @@ both at once.
 from __future__ import annotations
 
 import contextvars
-from dataclasses import dataclass
-from typing import Annotated, Final, TypedDict, Unpack
+from typing import Annotated, Final, NamedTuple, TypedDict, Unpack
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, with_config
 from typing_extensions import TypedDict as PydanticTypedDict  # pydantic needs it before 3.12
@@ -30,7 +29,7 @@ __all__ = [
     "SavedContext",
     "TraceState",
     "bind_context",
-    "bind_trace_state",
+    "bind_trace",
     "clear_context",
     "context_copy",
     "current_model",
@@ -92,8 +91,7 @@ SAMPLED: Final = 0x01
 """The W3C trace-flags bit that says the caller records this trace."""
 
 
-@dataclass(frozen=True, slots=True)
-class TraceState:
+class TraceState(NamedTuple):  # a NamedTuple: immutable, and built per request at a tuple's cost
     """What carries a trace across a process boundary, beside the seven fields.
 
     It belongs to the trace *trace_id*: once another trace id is bound, it no
@@ -149,6 +147,25 @@ def bind_context(**kwargs: Unpack[ContextUpdate]) -> None:
     _request_context.set(_trusted_model({**_request_context.get().__dict__, **kwargs}))
 
 
+def bind_trace(trace_id: str, span_id: str, user_agent: str | None, state: TraceState) -> None:
+    """Bind a trace fapilog itself checked, and its propagation *state*, without validating again."""
+    current = _request_context.get()
+    if current is EMPTY_CONTEXT:  # the usual case: a literal is cheaper than a merge
+        fields: dict[str, object] = {
+            "trace_id": trace_id,
+            "span_id": span_id,
+            "latency_ms": None,
+            "status_code": None,
+            "req_bytes": None,
+            "res_bytes": None,
+            "user_agent": user_agent,
+        }
+    else:
+        fields = {**current.__dict__, "trace_id": trace_id, "span_id": span_id, "user_agent": user_agent}
+    _request_context.set(_trusted_model(fields))
+    _trace_state.set(state)
+
+
 def _trusted_model(fields: dict[str, object]) -> RequestContext:
     """Build a model from all seven validated *fields*, as ``model_construct`` would, faster."""
     model = _new(RequestContext)
@@ -173,11 +190,6 @@ def context_copy() -> contextvars.Context:
 def current_trace_state() -> TraceState:
     """Return the propagation state of the current trace."""
     return _trace_state.get()
-
-
-def bind_trace_state(state: TraceState) -> None:
-    """Store *state* as the propagation state of the current trace."""
-    _trace_state.set(state)
 
 
 def save_context() -> SavedContext | None:

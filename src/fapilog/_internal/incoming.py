@@ -12,10 +12,9 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
-from fapilog._internal.context import SAMPLED, TraceState, bind_context, bind_trace_state, clear_context
+from fapilog._internal.context import SAMPLED, TraceState, bind_trace, clear_context
 from fapilog._internal.ids import (
     DEFAULT_HEADER_NAME,
     is_header_name,
@@ -23,6 +22,7 @@ from fapilog._internal.ids import (
     generate_trace_id,
     is_header_safe,
     is_valid_request_id,
+    is_w3c_trace_id,
 )
 
 __all__ = [
@@ -33,7 +33,6 @@ __all__ = [
     "REPLACED_MESSAGE",
     "Incoming",
     "TraceReader",
-    "bind_incoming",
     "bind_trace_headers",
     "parse_baggage",
     "parse_traceparent",
@@ -130,18 +129,29 @@ def parse_baggage(lines: list[bytes]) -> str | None:
     return text
 
 
-@dataclass(frozen=True, slots=True)
-class Incoming:
+class Incoming(NamedTuple):
     """The trace a carrier continues, after every invalid part was dropped."""
 
-    trace_id: str
-    parent_span_id: str | None  # from a valid traceparent only
-    flags: int
-    tracestate: str | None
-    baggage: str | None
+    state: TraceState  # trace id, incoming parent-id, flags, tracestate, baggage
     request_id: str | None  # the caller's own valid request id, if it sent one
+    request_id_sent: bool  # whether the request-id header was there at all, valid or not
     user_agent: bytes | None
     rejected: bool  # an invalid request id or traceparent was replaced
+    w3c: bool  # whether the trace id can go into a traceparent
+
+
+# NamedTuple's own constructor is Python code; _make is tuple.__new__, four times faster per request.
+_trace_state: Final = TraceState._make
+_incoming: Final = Incoming._make
+
+# What read() looks for, by lowercase header name; every other header costs one lookup.
+_REQUEST_ID, _USER_AGENT, _TRACEPARENT_LINE, _TRACESTATE_LINE, _BAGGAGE_LINE = range(5)
+_WANTED: Final = {
+    b"user-agent": _USER_AGENT,
+    b"traceparent": _TRACEPARENT_LINE,
+    b"tracestate": _TRACESTATE_LINE,
+    b"baggage": _BAGGAGE_LINE,
+}
 
 
 class TraceReader:
@@ -154,7 +164,7 @@ class TraceReader:
     *sampled*, and marked random when the default generator made its id.
     """
 
-    __slots__ = ("_client_flags", "_new_flags", "generator", "header_key", "trust_traceparent", "validator")
+    __slots__ = ("_client_flags", "_new_flags", "_wanted", "generator", "header_key", "trust_traceparent", "validator")
 
     def __init__(
         self,
@@ -171,26 +181,20 @@ class TraceReader:
         self.trust_traceparent = trust_traceparent
         self._client_flags = SAMPLED if sampled else 0
         self._new_flags = self._client_flags | (RANDOM if generator is generate_trace_id else 0)
+        self._wanted = {**_WANTED, self.header_key: _REQUEST_ID}
 
     def read(self, headers: Iterable[tuple[bytes, bytes]]) -> Incoming:
         """Return the trace *headers* continue; names must be lowercase."""
-        header_key = self.header_key
-        request_id: bytes | None = None
-        user_agent: bytes | None = None
-        traceparents: list[bytes] = []
-        tracestate: list[bytes] = []
-        baggage: list[bytes] = []
+        found: dict[int, list[bytes]] = {}  # lists only for headers that are there
+        wanted = self._wanted
         for name, value in headers:
-            if name == header_key:
-                request_id = value if request_id is None else request_id
-            elif name == b"traceparent":
-                traceparents.append(value)
-            elif name == b"tracestate":
-                tracestate.append(value)
-            elif name == b"baggage":
-                baggage.append(value)
-            elif name == b"user-agent":
-                user_agent = value if user_agent is None else user_agent
+            kind = wanted.get(name)
+            if kind is not None:
+                found.setdefault(kind, []).append(value)
+        request_ids = found.get(_REQUEST_ID)
+        traceparents = found.get(_TRACEPARENT_LINE)
+        tracestate = found.get(_TRACESTATE_LINE)
+        baggage = found.get(_BAGGAGE_LINE)
         rejected = False
         adopted: tuple[str, str, int] | None = None
         if traceparents and self.trust_traceparent:
@@ -198,8 +202,8 @@ class TraceReader:
             adopted = parse_traceparent(traceparents[0]) if len(traceparents) == 1 else None
             rejected = adopted is None
         client_id: str | None = None
-        if request_id:  # an empty header counts as absent
-            candidate = request_id.decode("latin-1")
+        if request_ids and request_ids[0]:  # the first one counts; an empty header counts as absent
+            candidate = request_ids[0].decode("latin-1")
             if is_header_safe(candidate) and self.validator(candidate):
                 client_id = candidate
             else:
@@ -207,29 +211,19 @@ class TraceReader:
         trusted_baggage = parse_baggage(baggage) if baggage and self.trust_traceparent else None
         if adopted is not None:
             trace_id, parent_span_id, flags = adopted
-            return Incoming(
-                trace_id,
-                parent_span_id,
-                flags,
-                parse_tracestate(tracestate) if tracestate else None,
-                trusted_baggage,
-                client_id,
-                user_agent,
-                rejected,
-            )
-        if client_id is not None:
-            return Incoming(client_id, None, self._client_flags, None, trusted_baggage, client_id, user_agent, rejected)
-        return Incoming(self.generator(), None, self._new_flags, None, trusted_baggage, None, user_agent, rejected)
-
-
-def bind_incoming(incoming: Incoming, user_agent: str | None) -> str:
-    """Bind *incoming* as the current trace with a new span; return the span id."""
-    span_id = generate_span_id()
-    bind_context(trace_id=incoming.trace_id, span_id=span_id, user_agent=user_agent)
-    bind_trace_state(
-        TraceState(incoming.trace_id, incoming.parent_span_id, incoming.flags, incoming.tracestate, incoming.baggage)
-    )
-    return span_id
+            trusted_tracestate = parse_tracestate(tracestate) if tracestate else None
+            state = _trace_state((trace_id, parent_span_id, flags, trusted_tracestate, trusted_baggage))
+            w3c = True
+        elif client_id is not None:
+            state = _trace_state((client_id, None, self._client_flags, None, trusted_baggage))
+            w3c = is_w3c_trace_id(client_id)
+        else:
+            trace_id = self.generator()
+            state = _trace_state((trace_id, None, self._new_flags, None, trusted_baggage))
+            w3c = self._new_flags & RANDOM != 0 or is_w3c_trace_id(trace_id)  # random: ours, W3C-shaped
+        user_agents = found.get(_USER_AGENT)
+        user_agent = user_agents[0] if user_agents else None
+        return _incoming((state, client_id, request_ids is not None, user_agent, rejected, w3c))
 
 
 Carrier = Mapping[str, str] | Mapping[bytes, bytes] | Iterable[tuple[str, str]] | Iterable[tuple[bytes, bytes]]
@@ -256,10 +250,11 @@ def bind_trace_headers(headers: Carrier, *, header_name: str = DEFAULT_HEADER_NA
     pairs = headers.items() if isinstance(headers, Mapping) else headers
     incoming = reader.read([(_as_bytes(name).lower(), _as_bytes(value)) for name, value in _pairs(pairs)])
     clear_context()
-    bind_incoming(incoming, None)
+    trace_id = incoming.state.trace_id
+    bind_trace(trace_id, generate_span_id(), None, incoming.state)
     if incoming.rejected:
-        _logger.warning(REPLACED_MESSAGE, header_name, incoming.trace_id)
-    return incoming.trace_id
+        _logger.warning(REPLACED_MESSAGE, header_name, trace_id)
+    return trace_id
 
 
 def _pairs(pairs: Iterable[object]) -> Iterable[tuple[str | bytes, str | bytes]]:

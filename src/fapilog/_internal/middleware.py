@@ -17,16 +17,16 @@ from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fapilog._internal.context import clear_context, get_context, restore_context, save_context
+from fapilog._internal.context import bind_trace, clear_context, get_context, restore_context, save_context
 from fapilog._internal.ids import (
     DEFAULT_HEADER_NAME,
+    generate_span_id,
     generate_trace_id,
     is_header_name,
     is_header_safe,
     is_valid_request_id,
-    is_w3c_trace_id,
 )
-from fapilog._internal.incoming import REPLACED_MESSAGE, TraceReader, bind_incoming
+from fapilog._internal.incoming import REPLACED_MESSAGE, TraceReader
 from fapilog._internal.records import MAX_PATH_LENGTH, MAX_USER_AGENT_LENGTH, log_safely, printable
 
 __all__ = ["CONTEXT_ATTRIBUTE", "TraceIDMiddleware"]
@@ -38,6 +38,7 @@ STATUS_CLIENT_CLOSED: Final = 499  # nginx's "client closed request"
 STATUS_FAILED: Final = 500
 
 _TRACERESPONSE: Final = b"traceresponse"
+_FLAGS_TEXT: Final = ("-00", "-01", "-02", "-03")  # by the known flags, sampled and random
 
 access_logger: Final = logging.getLogger("fapilog.access")
 _logger: Final = logging.getLogger("fapilog.middleware")
@@ -112,28 +113,27 @@ class TraceIDMiddleware:
 
     def _begin(self, scope: Scope, start: float, receive: Receive, send: Send) -> _Exchange:
         """Bind the incoming trace, align the request's id header with the response's; return the exchange."""
-        incoming = self._reader.read(scope["headers"])
-        user_agent = incoming.user_agent
-        trace_id = incoming.trace_id
-        span_id = bind_incoming(
-            incoming, None if user_agent is None else printable(user_agent.decode("utf-8", "backslashreplace"), MAX_USER_AGENT_LENGTH)
-        )
-        request_id = incoming.request_id
+        state, request_id, request_id_sent, user_agent, rejected, w3c = self._reader.read(scope["headers"])
+        trace_id = state.trace_id
+        span_id = generate_span_id()
+        agent = None if user_agent is None else printable(user_agent.decode("utf-8", "backslashreplace"), MAX_USER_AGENT_LENGTH)
+        bind_trace(trace_id, span_id, agent, state)
         key = self._reader.header_key
+        trace_bytes = trace_id.encode("latin-1")
         if request_id is None:  # absent, empty or invalid: the app sees the id the response carries
             request_id = trace_id
-            scope["headers"] = [header for header in scope["headers"] if header[0] != key] + [
-                (key, trace_id.encode("latin-1"))
-            ]
-        response_headers = [(key, request_id.encode("latin-1"))]
-        if is_w3c_trace_id(trace_id):
-            traceresponse = f"00-{trace_id}-{span_id}-{incoming.flags:02x}"
-            response_headers.append((_TRACERESPONSE, traceresponse.encode("latin-1")))
-        if incoming.rejected:
+            headers = scope["headers"]
+            if request_id_sent:
+                headers = [header for header in headers if header[0] != key]
+            scope["headers"] = [*headers, (key, trace_bytes)]
+            reply = [(key, trace_bytes)]
+        else:
+            reply = [(key, request_id.encode("latin-1"))]
+        if w3c:
+            reply.append((_TRACERESPONSE, f"00-{trace_id}-{span_id}{_FLAGS_TEXT[state.flags]}".encode("latin-1")))
+        if rejected:
             log_safely(_logger, logging.WARNING, REPLACED_MESSAGE, self.header_name, trace_id)
-        return _Exchange(
-            start, scope, receive, send, (self._reply_names, response_headers), incoming.parent_span_id, request_id
-        )
+        return _Exchange(start, scope, receive, send, (self._reply_names, reply), state.parent_span_id, request_id)
 
 
 def _attach_context(exc: BaseException) -> None:
