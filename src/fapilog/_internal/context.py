@@ -98,7 +98,7 @@ class TraceState(NamedTuple):  # a NamedTuple: immutable, and built per request 
     longer applies (``trace_headers`` then sends default flags and nothing else).
     """
 
-    trace_id: str | None = None
+    trace_id: str = ""  # the trace it belongs to; empty: none
     parent_span_id: str | None = None  # the incoming traceparent's parent-id
     flags: int = SAMPLED  # sampled (0x01) and random (0x02) only; reserved bits dropped
     tracestate: str | None = None

@@ -153,6 +153,8 @@ _WANTED: Final = {
     b"baggage": _BAGGAGE_LINE,
 }
 
+_NOTHING_FOUND: Final[dict[int, list[bytes]]] = {}  # read, never written
+
 
 class TraceReader:
     """Read the incoming trace from header pairs by the middleware's rules.
@@ -185,12 +187,21 @@ class TraceReader:
 
     def read(self, headers: Iterable[tuple[bytes, bytes]]) -> Incoming:
         """Return the trace *headers* continue; names must be lowercase."""
-        found: dict[int, list[bytes]] = {}  # lists only for headers that are there
+        user_agent: bytes | None = None
+        found: dict[int, list[bytes]] | None = None  # the trace headers, only when there are some
         wanted = self._wanted
         for name, value in headers:
             kind = wanted.get(name)
-            if kind is not None:
+            if kind is None:
+                continue
+            if kind == _USER_AGENT:
+                user_agent = value if user_agent is None else user_agent
+            elif found is None:
+                found = {kind: [value]}
+            else:
                 found.setdefault(kind, []).append(value)
+        if found is None:
+            found = _NOTHING_FOUND
         request_ids = found.get(_REQUEST_ID)
         traceparents = found.get(_TRACEPARENT_LINE)
         tracestate = found.get(_TRACESTATE_LINE)
@@ -221,8 +232,6 @@ class TraceReader:
             trace_id = self.generator()
             state = _trace_state((trace_id, None, self._new_flags, None, trusted_baggage))
             w3c = self._new_flags & RANDOM != 0 or is_w3c_trace_id(trace_id)  # random: ours, W3C-shaped
-        user_agents = found.get(_USER_AGENT)
-        user_agent = user_agents[0] if user_agents else None
         return _incoming((state, client_id, request_ids is not None, user_agent, rejected, w3c))
 
 

@@ -92,10 +92,9 @@ class TraceIDMiddleware:
         if scope_type != "http" and scope_type != "websocket":
             await self.app(scope, receive, send)
             return
-        start = _now()
         outer = save_context()
         try:
-            exchange = self._begin(scope, start, receive, send)
+            exchange = _Exchange(self, scope, receive, send)
             try:
                 if scope_type == "http":
                     await self.app(scope, exchange.receive, exchange.send)
@@ -111,29 +110,12 @@ class TraceIDMiddleware:
             if outer is not None:  # a request served inside another one, in process
                 restore_context(outer)
 
-    def _begin(self, scope: Scope, start: float, receive: Receive, send: Send) -> _Exchange:
-        """Bind the incoming trace, align the request's id header with the response's; return the exchange."""
-        state, request_id, request_id_sent, user_agent, rejected, w3c = self._reader.read(scope["headers"])
-        trace_id = state.trace_id
-        span_id = generate_span_id()
-        agent = None if user_agent is None else printable(user_agent.decode("utf-8", "backslashreplace"), MAX_USER_AGENT_LENGTH)
-        bind_trace(trace_id, span_id, agent, state)
-        key = self._reader.header_key
-        trace_bytes = trace_id.encode("latin-1")
-        if request_id is None:  # absent, empty or invalid: the app sees the id the response carries
-            request_id = trace_id
-            headers = scope["headers"]
-            if request_id_sent:
-                headers = [header for header in headers if header[0] != key]
-            scope["headers"] = [*headers, (key, trace_bytes)]
-            reply = [(key, trace_bytes)]
-        else:
-            reply = [(key, request_id.encode("latin-1"))]
-        if w3c:
-            reply.append((_TRACERESPONSE, f"00-{trace_id}-{span_id}{_FLAGS_TEXT[state.flags]}".encode("latin-1")))
-        if rejected:
-            log_safely(_logger, logging.WARNING, REPLACED_MESSAGE, self.header_name, trace_id)
-        return _Exchange(start, scope, receive, send, (self._reply_names, reply), state.parent_span_id, request_id)
+
+def _agent(user_agent: bytes) -> str:
+    """Return the user agent as bound and logged: UTF-8, the rest escaped, printable ASCII, bounded."""
+    if user_agent.isascii():  # the usual case, at ASCII decoding's speed
+        return printable(user_agent.decode("ascii"), MAX_USER_AGENT_LENGTH)
+    return printable(user_agent.decode("utf-8", "backslashreplace"), MAX_USER_AGENT_LENGTH)
 
 
 def _attach_context(exc: BaseException) -> None:
@@ -143,7 +125,7 @@ def _attach_context(exc: BaseException) -> None:
 
 
 class _Exchange:
-    """One request's measurements, taken by wrapping ``receive`` and ``send``."""
+    """One request: its trace, bound on creation, and its measurements, taken by wrapping ``receive`` and ``send``."""
 
     __slots__ = (
         "_headers",
@@ -161,22 +143,35 @@ class _Exchange:
         "status",
     )
 
-    def __init__(
-        self,
-        start: float,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        reply: tuple[frozenset[bytes], list[tuple[bytes, bytes]]],
-        parent_span_id: str | None,
-        request_id: str,
-    ) -> None:
-        self.start = start
+    def __init__(self, middleware: TraceIDMiddleware, scope: Scope, receive: Receive, send: Send) -> None:
+        """Bind the incoming trace; align the request's id header with the one the response will carry."""
+        self.start = _now()
+        state, request_id, request_id_sent, user_agent, rejected, w3c = middleware._reader.read(scope["headers"])
+        trace_id = state.trace_id
+        span_id = generate_span_id()
+        agent = None if user_agent is None else _agent(user_agent)
+        bind_trace(trace_id, span_id, agent, state)
+        key = middleware._reader.header_key
+        trace_bytes = trace_id.encode("latin-1")
+        if request_id is None:  # absent, empty or invalid: the app sees the id the response carries
+            request_id = trace_id
+            headers = scope["headers"]
+            if request_id_sent:
+                headers = [header for header in headers if header[0] != key]
+            scope["headers"] = [*headers, (key, trace_bytes)]
+            reply = [(key, trace_bytes)]
+        else:
+            reply = [(key, request_id.encode("latin-1"))]
+        if w3c:
+            reply.append((_TRACERESPONSE, f"00-{trace_id}-{span_id}{_FLAGS_TEXT[state.flags]}".encode("latin-1")))
+        if rejected:
+            log_safely(_logger, logging.WARNING, REPLACED_MESSAGE, middleware.header_name, trace_id)
         self.scope = scope
         self._receive = receive
         self._send = send
-        self._names, self._headers = reply
-        self.parent_span_id = parent_span_id
+        self._names = middleware._reply_names
+        self._headers = reply
+        self.parent_span_id = state.parent_span_id
         self.request_id = request_id
         self.status: int | None = None
         self.req_bytes = 0
