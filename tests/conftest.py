@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from fapilog import ContextFilter, clear_context
+from fapilog._internal.configure import SERVER_LOGGERS
 
-_WATCHED_LOGGERS = ("", "fapilog", "fapilog.access", "uvicorn", "uvicorn.access", "uvicorn.error")
+_WATCHED_LOGGERS = ("", "fapilog", "fapilog.access", *SERVER_LOGGERS)
 
 
 @pytest.fixture(autouse=True)

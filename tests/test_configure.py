@@ -1,18 +1,20 @@
-"""configure_logging: JSON lines with the context from every logger, uvicorn's included."""
+"""configure_logging and the servers' log config: JSON lines with the context from every logger."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
+import logging.config
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from fapilog import TraceIDMiddleware, bind_context, configure_logging
-from fapilog._internal.configure import UVICORN_LOGGERS
+from fapilog import bind_context, configure_logging, instrument
+from fapilog._internal.configure import SERVER_ACCESS_LOGGERS, SERVER_LOGGERS
+from fapilog.log_config import LOG_CONFIG, PATH
 from tests._support import running_server
 
 
@@ -58,19 +60,49 @@ def test_calling_it_twice_leaves_one_handler_and_keeps_others() -> None:
     assert [line["message"] for line in lines(second)] == ["once"]
 
 
-def test_uvicorns_loggers_are_handed_to_the_root_handler() -> None:
-    for name in UVICORN_LOGGERS:
+def test_every_servers_loggers_are_handed_to_the_root_handler_and_their_access_logs_silenced() -> None:
+    for name in SERVER_LOGGERS:
         logging.getLogger(name).addHandler(logging.StreamHandler(io.StringIO()))
-    logging.getLogger("uvicorn.access").propagate = False
+        logging.getLogger(name).propagate = False
     stream = io.StringIO()
     configure_logging(stream=stream)
-    for name in UVICORN_LOGGERS:
+    for name in SERVER_LOGGERS:
         assert logging.getLogger(name).handlers == []
         assert logging.getLogger(name).propagate is True
+        logging.getLogger(name).info("from %s", name)
+    assert [line["message"] for line in lines(stream)] == [
+        f"from {name}" for name in SERVER_LOGGERS if name not in SERVER_ACCESS_LOGGERS
+    ]
+
+
+def test_server_access_logs_can_be_kept() -> None:
+    stream = io.StringIO()
+    configure_logging(stream=stream, server_access_log=True)
     logging.getLogger("uvicorn.access").info('127.0.0.1:1 - "GET / HTTP/1.1" 200', extra={"color_message": "x"})
     [line] = lines(stream)
     assert line["logger"] == "uvicorn.access"
     assert "color_message" not in line
+
+
+def test_the_packaged_log_config_file_is_the_dict_and_configure_logging_replaces_its_handler(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert json.loads(PATH.read_text()) == LOG_CONFIG
+    logging.config.dictConfig(LOG_CONFIG)
+    bind_context(trace_id="file-1")
+    logging.getLogger("hypercorn.error").info("from the config file")
+    logging.getLogger("gunicorn.error").info("gunicorn's own handler")
+    logging.getLogger("granian.access").info("silenced")
+    written = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(line["message"], line["trace_id"]) for line in written] == [
+        ("from the config file", "file-1"),
+        ("gunicorn's own handler", "file-1"),
+    ]
+    stream = io.StringIO()
+    configure_logging(stream=stream)
+    logging.getLogger("app").info("once")
+    assert capsys.readouterr().err == ""
+    assert [line["message"] for line in lines(stream)] == ["once"]
 
 
 async def test_a_real_uvicorn_writes_its_own_records_as_json_with_the_request_trace_id() -> None:
@@ -87,7 +119,7 @@ async def test_a_real_uvicorn_writes_its_own_records_as_json_with_the_request_tr
 
     stream = io.StringIO()
     configure_logging(stream=stream)
-    async with running_server(TraceIDMiddleware(app)) as url:
+    async with running_server(instrument(app)) as url:
         async with httpx.AsyncClient(base_url=url) as client:
             ok_response = await client.get("/ok", headers={"X-Request-ID": "uv-ok"})
             fail_response = await client.get("/fail", headers={"X-Request-ID": "uv-fail"})
@@ -98,8 +130,9 @@ async def test_a_real_uvicorn_writes_its_own_records_as_json_with_the_request_tr
     by_logger: dict[str, list[dict[str, Any]]] = {}
     for line in parsed:
         by_logger.setdefault(line["logger"], []).append(line)
-    assert [line["trace_id"] for line in by_logger["uvicorn.access"]] == ["uv-ok", "uv-fail"]
+    assert "uvicorn.access" not in by_logger  # one access line per request: fapilog's
     assert [line["status_code"] for line in by_logger["fapilog.access"]] == [200, 500]
+    assert by_logger["fapilog.access"][1]["res_bytes"] == len(fail_response.content) > 0
     assert [line["trace_id"] for line in by_logger["app"]] == ["uv-ok"]
     [error] = [line for line in by_logger["uvicorn.error"] if line["level"] == "ERROR"]
     assert error["message"].startswith("Exception in ASGI application")

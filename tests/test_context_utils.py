@@ -188,6 +188,7 @@ def test_a_bad_bind_raises_naming_the_key_and_changes_nothing(kwargs: dict[str, 
     with pytest.raises(pydantic.ValidationError) as excinfo:
         bind_context(**kwargs)
     assert [error["loc"] for error in excinfo.value.errors()] == [(offending,)]
+    assert str(excinfo.value).startswith("1 validation error for bind_context\n")  # the call the user made
     assert get_context() == before
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from importlib.metadata import version
+from pathlib import Path
 
 import fapilog
 
@@ -19,6 +22,7 @@ PUBLIC = [
     "configure_logging",
     "context_copy",
     "get_context",
+    "instrument",
     "trace_headers",
 ]
 
@@ -43,8 +47,24 @@ def test_the_httpx_integration_exports_instrument() -> None:
     assert fapilog.httpx.__all__ == ["instrument"]
 
 
-def test_optional_integrations_are_not_imported_with_fapilog() -> None:
-    probe = "import sys, fapilog; print(sorted({'httpx', 'uvicorn', 'fastapi'} & set(sys.modules)))"
+def test_fapilog_imports_from_a_source_tree_without_reading_package_metadata(tmp_path: Path) -> None:
+    shutil.copytree(Path(fapilog.__file__).parent, tmp_path / "fapilog")
+    probe = """
+import importlib.metadata
+def refuse(*args, **kwargs):
+    raise AssertionError("package metadata was read")
+importlib.metadata.version = importlib.metadata.distribution = refuse
+import fapilog
+print(fapilog.__file__, fapilog.__version__)
+"""
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False, env=env)
+    assert result.stdout.split() == [str(tmp_path / "fapilog" / "__init__.py"), version("fapilog")], result.stderr
+
+
+def test_optional_integrations_and_servers_are_not_imported_with_fapilog() -> None:
+    modules = "{'httpx', 'uvicorn', 'fastapi', 'starlette.applications', 'starlette.routing', 'fapilog.log_config'}"
+    probe = f"import sys, fapilog; print(sorted({modules} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 

@@ -13,7 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fapilog import JsonFormatter
+from fapilog import JsonFormatter, bind_context
+from fapilog._internal.middleware import CONTEXT_ATTRIBUTE
+from tests._support import ALL_NONE
 
 HOSTILE_TEXT = [
     'say "hi"',
@@ -200,3 +202,15 @@ def test_any_message_and_extras_give_one_parseable_line(message: str, extras: di
 def test_no_line_of_output_ever_contains_a_raw_line_break() -> None:
     line = JsonFormatter().format(make_record("\n".join(HOSTILE_TEXT), note="\r\n\u2028"))
     assert not re.search(r"[\r\n\u2028\u2029\x85]", line)
+
+
+def test_used_alone_the_formatter_writes_the_current_context() -> None:
+    bind_context(trace_id="alone-1", span_id="00f067aa0ba902b7")
+    line = render(make_record(span_id="from-extra"))
+    assert (line["trace_id"], line["span_id"], line["status_code"]) == ("alone-1", "from-extra", None)
+
+
+def test_used_alone_the_formatter_writes_the_context_an_escaping_exception_carried() -> None:
+    error = RuntimeError("escaped")
+    setattr(error, CONTEXT_ATTRIBUTE, {**ALL_NONE, "trace_id": "escaped-1"})
+    assert render(make_record(exc_info=(RuntimeError, error, None)))["trace_id"] == "escaped-1"

@@ -88,3 +88,15 @@ def test_a_live_context_wins_over_one_attached_to_the_exception() -> None:
 def test_an_exception_without_a_context_leaves_the_fields_none() -> None:
     record = make_record(exc_info=(ValueError, ValueError("plain"), None))
     assert filtered(record) == ALL_NONE
+
+
+def test_a_record_logged_while_an_escaped_request_exception_is_handled_gets_its_context() -> None:
+    """As granian logs it: the traceback is in the message, the exception only in sys.exc_info()."""
+    error = RuntimeError("escaped")
+    setattr(error, CONTEXT_ATTRIBUTE, {**ALL_NONE, "trace_id": "handled-1"})
+    try:
+        raise error
+    except RuntimeError:
+        fields = filtered(make_record())
+    assert fields["trace_id"] == "handled-1"
+    assert filtered(make_record())["trace_id"] is None  # once handled, nothing lingers

@@ -367,6 +367,24 @@ async def test_a_long_or_hostile_user_agent_is_bound_cut_and_escaped(app: FastAP
     assert hostile.json()["user_agent"] == "agent\\x1b[31m\\x00end"
 
 
+async def test_a_head_response_logs_the_bytes_actually_sent(app: FastAPI, records: list[logging.LogRecord]) -> None:
+    app.add_api_route("/head", lambda: {"body": "never sent for HEAD"}, methods=["HEAD", "GET"])
+    async with http_client(app) as client:
+        head = await client.head("/head")
+        get = await client.get("/head")
+    assert (head.content, len(get.content) > 0) == (b"", True)
+    assert [(a["method"], a["res_bytes"]) for a in access_records(records)] == [("HEAD", 0), ("GET", len(get.content))]
+
+
+async def test_the_user_agent_is_decoded_and_escaped_as_the_path_is(app: FastAPI, records: list[logging.LogRecord]) -> None:
+    async with http_client(app) as client:
+        response = await client.get("/caf%C3%A9", headers={b"User-Agent": "caf\u00e9/1.0 \xff".encode("utf-8") + b"\xff"})
+    [access] = access_records(records)
+    assert access["path"] == "/caf\\xe9"
+    assert access["user_agent"] == "caf\\xe9/1.0 \\xff\\\\xff"  # the invalid byte: an escaped backslash
+    assert response.status_code == 404
+
+
 async def test_one_access_record_carries_all_fields(app: FastAPI, records: list[logging.LogRecord]) -> None:
     async with http_client(app) as client:
         response = await client.get("/context", headers={"User-Agent": "probe/1.0", "X-Request-ID": "acc-1"})

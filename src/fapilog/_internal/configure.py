@@ -9,36 +9,54 @@ from typing import Final, TextIO
 from fapilog._internal.json_formatter import JsonFormatter
 from fapilog._internal.log_filter import ContextFilter
 
-__all__ = ["configure_logging"]
+__all__ = ["SERVER_ACCESS_LOGGERS", "SERVER_LOGGERS", "FapilogHandler", "configure_logging"]
 
-UVICORN_LOGGERS: Final = ("uvicorn", "uvicorn.error", "uvicorn.access")
+SERVER_ACCESS_LOGGERS: Final = ("uvicorn.access", "hypercorn.access", "granian.access", "gunicorn.access")
+"""The servers' own access logs: fapilog's ``fapilog.access`` replaces them."""
+SERVER_LOGGERS: Final = (
+    "uvicorn",
+    "uvicorn.error",
+    "hypercorn.error",
+    "_granian",
+    "gunicorn.error",
+    *SERVER_ACCESS_LOGGERS,
+)
 
 
-class _FapilogHandler(logging.StreamHandler[TextIO]):
-    """The handler ``configure_logging`` installs, recognisable on a second call."""
+class FapilogHandler(logging.StreamHandler[TextIO]):
+    """The handler fapilog installs: context filter and JSON formatter, recognisable on a second call."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream)
+        self.setFormatter(JsonFormatter())
+        self.addFilter(ContextFilter())
 
 
-def configure_logging(level: int | str = logging.INFO, *, stream: TextIO | None = None) -> logging.Handler:
+def configure_logging(
+    level: int | str = logging.INFO, *, stream: TextIO | None = None, server_access_log: bool = False
+) -> logging.Handler:
     """Send every record to *stream* (default: stderr) as a JSON line with the context.
 
     Installs one handler, with ``ContextFilter`` and ``JsonFormatter``, on the
-    root logger at *level*, and hands uvicorn's loggers to it, so that
-    ``uvicorn.error`` and ``uvicorn.access`` records come out the same way.
-    Calling it again replaces the handler it installed before; handlers
-    installed by others are left alone. Returns the handler.
+    root logger at *level*, and hands the loggers of uvicorn, hypercorn,
+    granian and gunicorn to it, so the server's own lines come out the same
+    way. The servers' access logs are silenced (fapilog's access record
+    replaces them) unless *server_access_log*. Calling it again replaces the
+    handler it installed before, also one installed by fapilog's logging
+    config file; handlers installed by others are left alone. Returns the handler.
     """
-    handler = _FapilogHandler(sys.stderr if stream is None else stream)
-    handler.setFormatter(JsonFormatter())
-    handler.addFilter(ContextFilter())
+    handler = FapilogHandler(sys.stderr if stream is None else stream)
     root = logging.getLogger()
-    for old in [old for old in root.handlers if isinstance(old, _FapilogHandler)]:
+    for old in [old for old in root.handlers if isinstance(old, FapilogHandler)]:
         root.removeHandler(old)
         old.close()
     root.addHandler(handler)
     root.setLevel(level)
-    for name in UVICORN_LOGGERS:
+    for name in SERVER_LOGGERS:
         logger = logging.getLogger(name)
-        for uvicorn_handler in logger.handlers[:]:
-            logger.removeHandler(uvicorn_handler)
+        for server_handler in logger.handlers[:]:
+            logger.removeHandler(server_handler)
         logger.propagate = True
+        if name in SERVER_ACCESS_LOGGERS:
+            logger.setLevel(logging.NOTSET if server_access_log else logging.WARNING)
     return handler

@@ -16,6 +16,7 @@ import contextvars
 from typing import Annotated, Final, NamedTuple, TypedDict, Unpack
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, with_config
+from pydantic_core import CoreConfig, SchemaValidator
 from typing_extensions import TypedDict as PydanticTypedDict  # pydantic needs it before 3.12
 
 __all__ = [
@@ -108,7 +109,10 @@ class TraceState(NamedTuple):  # a NamedTuple: immutable, and built per request 
 EMPTY_CONTEXT: Final = RequestContext()
 EMPTY_TRACE_STATE: Final = TraceState()
 CONTEXT_FIELDS: Final = tuple(RequestContext.model_fields)
-_validate_update: Final = TypeAdapter(ContextUpdate).validator.validate_python
+# Titled "bind_context": a ValidationError names the call the user made, not this module's class.
+_validate_update: Final = SchemaValidator(
+    TypeAdapter(ContextUpdate).core_schema, CoreConfig(title="bind_context")
+).validate_python
 _new: Final = object.__new__
 _set_attribute: Final = object.__setattr__
 _ALL_FIELDS: Final = set(CONTEXT_FIELDS)

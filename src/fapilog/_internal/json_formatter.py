@@ -8,6 +8,7 @@ import time
 from typing import Any, Final
 
 from fapilog._internal.context import CONTEXT_FIELDS
+from fapilog._internal.log_filter import record_context
 
 __all__ = ["JsonFormatter"]
 
@@ -64,7 +65,8 @@ class JsonFormatter(logging.Formatter):
     """Render a record as one JSON object on one line.
 
     Keys: ``timestamp`` (ISO 8601, UTC), ``level``, ``logger``, ``message``,
-    the seven context fields (``null`` when unknown), every ``extra`` field,
+    the seven context fields (``null`` when unknown; the current context when
+    no ``ContextFilter`` put them on the record), every ``extra`` field,
     and ``exception`` / ``stack`` when present. Non-ASCII and control
     characters are escaped, so no value can break the line or the JSON.
     """
@@ -91,8 +93,13 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": _message(record),
         }
-        for key in CONTEXT_FIELDS:
-            payload[key] = attributes.get(key)
+        if "trace_id" in attributes:  # put there by ContextFilter, or by extra=
+            for key in CONTEXT_FIELDS:
+                payload[key] = attributes.get(key)
+        else:  # no ContextFilter ran: the formatter alone still writes the context
+            context = record_context(record)
+            for key in CONTEXT_FIELDS:
+                payload[key] = attributes.get(key, context[key])
         for key, value in attributes.items():
             if key not in _NOT_EXTRA:
                 payload[f"extra_{key}" if key in _CORE_KEYS else key] = value

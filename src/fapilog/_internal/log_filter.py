@@ -3,31 +3,44 @@
 from __future__ import annotations
 
 import logging
+import sys
 
-from fapilog._internal.context import get_context
+from fapilog._internal.context import ContextDict, get_context
 from fapilog._internal.middleware import CONTEXT_ATTRIBUTE
 
-__all__ = ["ContextFilter"]
+__all__ = ["ContextFilter", "record_context"]
+
+
+def record_context(record: logging.LogRecord) -> ContextDict:
+    """Return the context *record* is about.
+
+    The current context; or, when none is bound and the record is about an
+    exception that escaped a request (the server logs it after the request's
+    context was cleared), that request's context. A record logged while such
+    an exception is being handled counts too: granian's error line carries the
+    traceback in its message, not as ``exc_info``.
+    """
+    fields = get_context()
+    if fields["trace_id"] is None:
+        exception = record.exc_info[1] if record.exc_info else sys.exc_info()[1]
+        attached: ContextDict | None = getattr(exception, CONTEXT_ATTRIBUTE, None)
+        if attached is not None:
+            return attached
+    return fields
 
 
 class ContextFilter(logging.Filter):
     """Add the seven context fields to each record as attributes.
 
     A field passed explicitly with ``extra=`` wins over the context. A record
-    about an exception that escaped a request, logged by the server after the
-    request's context was cleared, gets the context of that request.
+    about an exception that escaped a request gets the context of that request.
     Attach it to a handler (not a logger) so records of every logger pass it.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Enrich *record*; never drop it."""
-        fields = get_context()
-        if fields["trace_id"] is None and record.exc_info:
-            attached = getattr(record.exc_info[1], CONTEXT_ATTRIBUTE, None)
-            if attached is not None:
-                fields = attached
         attributes = record.__dict__
-        for key, value in fields.items():
+        for key, value in record_context(record).items():
             if key not in attributes:
                 attributes[key] = value
         return True

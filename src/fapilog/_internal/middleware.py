@@ -240,7 +240,7 @@ class _Exchange:
                 "status_code": status,
                 "latency_ms": latency_ms,
                 "req_bytes": self.req_bytes,
-                "res_bytes": self.res_bytes,
+                "res_bytes": 0 if method == "HEAD" else self.res_bytes,  # the server sends no body
                 "method": method,
                 "path": path,
                 "parent_span_id": self.parent_span_id,

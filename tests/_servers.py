@@ -1,0 +1,124 @@
+"""Run a real ASGI server command as a subprocess on 127.0.0.1, exercise it, capture every line."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+ROOT = Path(__file__).resolve().parent.parent
+READY_ATTEMPTS = 300  # polls, READY_INTERVAL apart: a slow CI machine gets 30 s
+READY_INTERVAL = 0.1
+STOP_TIMEOUT = 20.0
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Run:
+    """What a server wrote while it served, and what the exercise returned."""
+
+    lines: list[str]  # stdout then stderr
+    stdout: list[str]
+    result: Any
+
+
+def free_port() -> int:
+    """Return a port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
+    for _ in range(READY_ATTEMPTS):
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited early with status {process.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(READY_INTERVAL)
+    raise TimeoutError(f"the server did not listen on 127.0.0.1:{port}")
+
+
+def serve(command: Sequence[str], exercise: Callable[[str], T], *, workers: int = 1) -> Run:
+    """Start *command* (``{port}`` replaced), run *exercise* on its URL, stop it by its process group.
+
+    With several *workers*, the exercise waits until each has logged its
+    startup, so no request races a worker that is still booting.
+    """
+    port = free_port()
+    argv = [part.replace("{port}", str(port)) for part in command]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(
+            argv, stdout=out, stderr=err, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True
+        )
+        try:
+            _wait_listening(port, process)
+            _wait_for_workers(err, workers)
+            result = exercise(f"http://127.0.0.1:{port}")
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGINT)
+            try:
+                process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            _wait_group_gone(process.pid)
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode("utf-8", "replace").splitlines()
+        stderr = err.read().decode("utf-8", "replace").splitlines()
+    return Run(stdout + stderr, stdout, result)
+
+
+def _wait_for_workers(err: Any, workers: int) -> None:
+    """Wait until *workers* processes logged "Application startup complete" (or their server's equivalent)."""
+    if workers == 1:
+        return
+    for _ in range(READY_ATTEMPTS):
+        err.seek(0)
+        if err.read().count(b"tartup complete") >= workers:
+            return
+        time.sleep(READY_INTERVAL)
+    raise TimeoutError(f"{workers} workers did not start")
+
+
+def _wait_group_gone(pgid: int) -> None:
+    """Wait (bounded) until every process of the group has exited, so all lines are written; then kill the rest."""
+    for _ in range(READY_ATTEMPTS):
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(READY_INTERVAL)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def json_lines(lines: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Split *lines* into parsed JSON objects and the lines that are not one."""
+    parsed: list[dict[str, Any]] = []
+    text: list[str] = []
+    for line in lines:
+        try:
+            value = json.loads(line)
+        except ValueError:
+            text.append(line)
+            continue
+        if isinstance(value, dict):
+            parsed.append(value)
+        else:
+            text.append(line)
+    return parsed, text

@@ -1,0 +1,105 @@
+"""Every real server, in the README's setup: each line JSON with its context, one access line per request.
+
+Each server runs ``tests.server_app:app`` (``instrument(app)`` with CORS
+added after it) as a subprocess on a free 127.0.0.1 port, with fapilog's
+packaged log config, and is stopped by its process group.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import httpx
+import pytest
+
+from fapilog._internal.configure import SERVER_ACCESS_LOGGERS
+from fapilog._internal.records import MAX_LINE_LENGTH
+from fapilog.log_config import PATH
+from tests._servers import json_lines, serve
+
+APP = "tests.server_app:app"
+CONFIG = str(PATH)
+BIN = sys.executable.rsplit("/", 1)[0]
+HOSTILE_ID = '"><script>zq</script>'
+
+SERVERS: dict[str, tuple[list[str], int]] = {
+    "uvicorn": ([f"{BIN}/uvicorn", APP, "--port", "{port}", "--log-config", CONFIG, "--no-access-log"], 1),
+    "uvicorn --workers 2": (
+        [f"{BIN}/uvicorn", APP, "--port", "{port}", "--workers", "2", "--log-config", CONFIG, "--no-access-log"],
+        2,
+    ),
+    "uvicorn --reload": (
+        [f"{BIN}/uvicorn", APP, "--port", "{port}", "--reload", "--reload-dir", "tests", "--log-config", CONFIG],
+        1,
+    ),
+    "gunicorn": (
+        [f"{BIN}/gunicorn", "-k", "uvicorn_worker.UvicornWorker", "-w", "2", "-b", "127.0.0.1:{port}"]
+        + ["--log-config-json", CONFIG, "--no-control-socket", APP],
+        2,
+    ),
+    "hypercorn": ([f"{BIN}/hypercorn", APP, "-b", "127.0.0.1:{port}", "--log-config", f"json:{CONFIG}"], 1),
+    "granian": (
+        [f"{BIN}/granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", "{port}"]
+        + ["--log-config", CONFIG, APP],
+        1,
+    ),
+}
+
+
+def _exercise(url: str) -> list[tuple[str, str, httpx.Response]]:
+    """Send the requests every server gets; return (label, request id, response) for each."""
+    preflight = {
+        "Origin": "https://shop.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "x-request-id, traceparent",
+    }
+    calls: list[tuple[str, str, str, dict[str, str], bytes | None]] = [
+        ("plain", "GET", "/", {}, None),
+        ("streaming", "GET", "/stream", {}, None),
+        ("post", "POST", "/echo", {}, b"x" * 1000),
+        ("failing", "GET", "/fail", {}, None),
+        ("preflight", "OPTIONS", "/echo", preflight, None),
+        ("hostile", "GET", "/", {"X-Request-ID": HOSTILE_ID}, None),
+    ]
+    sent = []
+    # A new connection each: a server closes the one a failing request used, racing its reuse.
+    for index, (label, method, path, headers, body) in enumerate(calls):
+        request_id = f"{label}-{index}" if label != "hostile" else HOSTILE_ID
+        with httpx.Client(base_url=url, timeout=30) as client:
+            response = client.request(method, path, headers={"X-Request-ID": request_id, **headers}, content=body)
+        sent.append((label, request_id, response))
+    return sent
+
+
+@pytest.mark.parametrize("server", list(SERVERS))
+def test_every_line_is_json_and_every_request_has_one_access_line(server: str) -> None:
+    command, workers = SERVERS[server]
+    run = serve(command, _exercise, workers=workers)
+    parsed, text = json_lines(run.lines)
+    assert text == [], f"{server} wrote lines that are not JSON"
+    assert run.stdout == [], "everything goes to stderr, as configured"
+    assert all(len(line) <= MAX_LINE_LENGTH for line in run.lines)
+    assert not [line for line in parsed if line["logger"] in SERVER_ACCESS_LOGGERS]
+    access = [line for line in parsed if line["logger"] == "fapilog.access"]
+    sent: list[tuple[str, str, httpx.Response]] = run.result
+    assert len(access) == len(sent)
+    for (label, request_id, response), line in zip(sent, access, strict=True):
+        if label == "hostile":
+            assert line["request_id"] == line["trace_id"] == response.headers["X-Request-ID"] != HOSTILE_ID
+        else:
+            assert line["request_id"] == line["trace_id"] == response.headers["X-Request-ID"] == request_id
+        expected_status = 500 if label == "failing" else 200
+        assert (response.status_code, line["status_code"]) == (expected_status, expected_status)
+        assert line["res_bytes"] == len(response.content), label
+    assert access[2]["req_bytes"] == 1000
+    assert "zq" not in "\n".join(run.lines)
+    _assert_the_error_line_names_the_failing_request(parsed)
+
+
+def _assert_the_error_line_names_the_failing_request(parsed: list[dict[str, Any]]) -> None:
+    errors = [line for line in parsed if line["level"] == "ERROR"]
+    assert errors, "the server logs the failing request"
+    for line in errors:
+        assert line["trace_id"] == "failing-3"
+        assert "the endpoint failed on purpose" in line.get("exception", line["message"])
