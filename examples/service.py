@@ -15,14 +15,14 @@ from fastapi import BackgroundTasks, FastAPI
 from fastapi.responses import StreamingResponse
 from starlette.types import ASGIApp
 
-from fapilog import TraceIDMiddleware, get_context
+from fapilog import get_context, instrument_app
 from fapilog.httpx import instrument
 
 logger = logging.getLogger("example")
 
 
 def create_app(downstream: str | None = None, *, transport: httpx.AsyncBaseTransport | None = None) -> ASGIApp:
-    """Return the service, wrapped whole so even its 500 responses carry the trace header.
+    """Return the service, instrumented so even its 500 responses carry the trace header.
 
     *downstream* is the base URL of the next service (``/chain`` calls it);
     *transport* lets a test route that call in process.
@@ -64,4 +64,4 @@ def create_app(downstream: str | None = None, *, transport: httpx.AsyncBaseTrans
         logger.info("called the downstream service")
         return {"trace_id": get_context()["trace_id"], "downstream": reply.json()}
 
-    return TraceIDMiddleware(api)
+    return instrument_app(api)

@@ -9,11 +9,11 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import StreamingResponse
 
-from fapilog import get_context, instrument
+from fapilog import get_context, instrument_app
 
 logger = logging.getLogger("server_app")
 
-app = instrument(FastAPI())
+app = instrument_app(FastAPI())
 app.add_middleware(
     CORSMiddleware,
     allow_origins=["https://shop.example"],

@@ -6,13 +6,15 @@ import io
 import json
 import logging
 import logging.config
+import subprocess
+import sys
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from fapilog import bind_context, configure_logging, instrument
+from fapilog import bind_context, configure_logging, instrument_app
 from fapilog._internal.configure import SERVER_ACCESS_LOGGERS, SERVER_LOGGERS
 from fapilog.log_config import LOG_CONFIG, PATH
 from tests._support import running_server
@@ -119,7 +121,7 @@ async def test_a_real_uvicorn_writes_its_own_records_as_json_with_the_request_tr
 
     stream = io.StringIO()
     configure_logging(stream=stream)
-    async with running_server(instrument(app)) as url:
+    async with running_server(instrument_app(app)) as url:
         async with httpx.AsyncClient(base_url=url) as client:
             ok_response = await client.get("/ok", headers={"X-Request-ID": "uv-ok"})
             fail_response = await client.get("/fail", headers={"X-Request-ID": "uv-fail"})
@@ -138,3 +140,8 @@ async def test_a_real_uvicorn_writes_its_own_records_as_json_with_the_request_tr
     assert error["message"].startswith("Exception in ASGI application")
     assert error["trace_id"] == "uv-fail"
     assert "RuntimeError: handler failed" in error["exception"]
+
+
+def test_python_m_fapilog_log_config_prints_the_config_files_path() -> None:
+    result = subprocess.run([sys.executable, "-m", "fapilog.log_config"], capture_output=True, text=True, check=True)
+    assert result.stdout == f"{PATH}\n"

@@ -22,7 +22,7 @@ PUBLIC = [
     "configure_logging",
     "context_copy",
     "get_context",
-    "instrument",
+    "instrument_app",
     "trace_headers",
 ]
 

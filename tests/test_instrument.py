@@ -1,4 +1,4 @@
-"""instrument(app): the middleware outside Starlette's whole stack, so 500s and preflights are right."""
+"""instrument_app(app): the middleware outside Starlette's whole stack, so 500s and preflights are right."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.applications import Starlette
 
-from fapilog import get_context, instrument
+from fapilog import get_context, instrument_app
 from tests._support import access_records, http_client
 
 
@@ -33,7 +33,7 @@ def _app(*, debug: bool = False) -> FastAPI:
 
 
 async def test_a_500_carries_the_trace_header_and_its_record_the_bytes_sent(records: list[logging.LogRecord]) -> None:
-    app = instrument(_app())
+    app = instrument_app(_app())
     async with http_client(app, raise_app_exceptions=False) as client:
         response = await client.get("/fail", headers={"X-Request-ID": "err-1"})
     assert response.status_code == 500
@@ -44,9 +44,9 @@ async def test_a_500_carries_the_trace_header_and_its_record_the_bytes_sent(reco
 
 
 async def test_the_apps_exception_handlers_and_debug_page_still_work(records: list[logging.LogRecord]) -> None:
-    async with http_client(instrument(_app()), raise_app_exceptions=False) as client:
+    async with http_client(instrument_app(_app()), raise_app_exceptions=False) as client:
         handled = await client.get("/teapot", headers={"X-Request-ID": "tea-1"})
-    async with http_client(instrument(_app(debug=True)), raise_app_exceptions=False) as client:
+    async with http_client(instrument_app(_app(debug=True)), raise_app_exceptions=False) as client:
         debug = await client.get("/fail", headers={"X-Request-ID": "dbg-1", "Accept": "text/html"})
     assert (handled.status_code, handled.json(), handled.headers["X-Request-ID"]) == (418, {"trace_id": "tea-1"}, "tea-1")
     assert debug.status_code == 500 and "RuntimeError" in debug.text and debug.headers["X-Request-ID"] == "dbg-1"
@@ -56,7 +56,7 @@ async def test_the_apps_exception_handlers_and_debug_page_still_work(records: li
 async def test_a_cors_preflight_added_later_gets_the_trace_header_and_one_access_record(
     records: list[logging.LogRecord],
 ) -> None:
-    app = instrument(_app())
+    app = instrument_app(_app())
     app.add_middleware(
         CORSMiddleware,
         allow_origins=["https://shop.example"],
@@ -80,22 +80,22 @@ async def test_a_cors_preflight_added_later_gets_the_trace_header_and_one_access
 
 
 def test_an_app_is_instrumented_once_and_before_it_serves() -> None:
-    app = instrument(Starlette())
+    app = instrument_app(Starlette())
     with pytest.raises(RuntimeError, match="already instrumented"):
-        instrument(app)
+        instrument_app(app)
     started = Starlette()
     started.middleware_stack = started.build_middleware_stack()
     with pytest.raises(RuntimeError, match="before it serves"):
-        instrument(started)
+        instrument_app(started)
 
 
 def test_options_are_checked_when_instrumenting() -> None:
     with pytest.raises(ValueError, match="header_name"):
-        instrument(Starlette(), header_name="bad name")
+        instrument_app(Starlette(), header_name="bad name")
 
 
 async def test_options_reach_the_middleware() -> None:
-    async with http_client(instrument(_app(), header_name="X-Correlation-ID")) as client:
+    async with http_client(instrument_app(_app(), header_name="X-Correlation-ID")) as client:
         response = await client.get("/teapot", headers={"X-Correlation-ID": "corr-1"})
     assert response.headers["X-Correlation-ID"] == "corr-1"
     assert "X-Request-ID" not in response.headers

@@ -9,7 +9,7 @@ from fapilog._internal.context import (
     get_context,
 )
 from fapilog._internal.incoming import bind_trace_headers
-from fapilog._internal.instrument import instrument
+from fapilog._internal.instrument import instrument_app
 from fapilog._internal.json_formatter import JsonFormatter
 from fapilog._internal.log_filter import ContextFilter
 from fapilog._internal.middleware import TraceIDMiddleware
@@ -28,6 +28,6 @@ __all__ = [
     "configure_logging",
     "context_copy",
     "get_context",
-    "instrument",
+    "instrument_app",
     "trace_headers",
 ]

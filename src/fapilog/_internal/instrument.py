@@ -1,4 +1,4 @@
-"""``instrument``: put TraceIDMiddleware outside a Starlette app's whole middleware stack.
+"""``instrument_app``: put TraceIDMiddleware outside a Starlette app's whole middleware stack.
 
 ``app.add_middleware`` places a middleware inside Starlette's
 ``ServerErrorMiddleware``, which sends the 500 response after the exception
@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fapilog._internal.middleware import TraceIDMiddleware
 
-__all__ = ["TraceOptions", "instrument"]
+__all__ = ["TraceOptions", "instrument_app"]
 
 if TYPE_CHECKING:  # starlette.applications pulls in routing and more: not at import time
     from starlette.applications import Starlette
@@ -42,7 +42,7 @@ async def _not_built(scope: Scope, receive: Receive, send: Send) -> None:
     raise RuntimeError("the middleware stack is not built yet")  # pragma: no cover - Starlette builds it first
 
 
-def instrument(app: AppT, **options: Unpack[TraceOptions]) -> AppT:
+def instrument_app(app: AppT, **options: Unpack[TraceOptions]) -> AppT:
     """Wrap *app*'s whole middleware stack in ``TraceIDMiddleware``; return the app.
 
     The app's own exception handlers, debug page and every middleware added
@@ -50,7 +50,7 @@ def instrument(app: AppT, **options: Unpack[TraceOptions]) -> AppT:
     before the app serves; instrumenting an app twice is an error.
     """
     if app.middleware_stack is not None:
-        raise RuntimeError("instrument() the app before it serves its first request")
+        raise RuntimeError("instrument_app() the app before it serves its first request")
     build = app.build_middleware_stack
     if getattr(build, _MARK, False):
         raise RuntimeError("this app is already instrumented")

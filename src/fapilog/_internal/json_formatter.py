@@ -97,9 +97,8 @@ class JsonFormatter(logging.Formatter):
             for key in CONTEXT_FIELDS:
                 payload[key] = attributes.get(key)
         else:  # no ContextFilter ran: the formatter alone still writes the context
-            context = record_context(record)
-            for key in CONTEXT_FIELDS:
-                payload[key] = attributes.get(key, context[key])
+            for key, value in record_context(record).items():
+                payload[key] = attributes.get(key, value)
         for key, value in attributes.items():
             if key not in _NOT_EXTRA:
                 payload[f"extra_{key}" if key in _CORE_KEYS else key] = value
