@@ -22,6 +22,7 @@ APP = "tests.server_app:app"
 CONFIG = str(PATH)
 BIN = sys.executable.rsplit("/", 1)[0]
 HOSTILE_ID = '"><script>zq</script>'
+HOSTILE_HEADERS = {"traceparent": f"00-{HOSTILE_ID}", "tracestate": "zq=1," * 2000, "User-Agent": "u" * 5000}
 
 SERVERS: dict[str, tuple[list[str], int]] = {
     "uvicorn": ([f"{BIN}/uvicorn", APP, "--port", "{port}", "--log-config", CONFIG, "--no-access-log"], 1),
@@ -60,7 +61,7 @@ def _exercise(url: str) -> list[tuple[str, str, httpx.Response]]:
         ("post", "POST", "/echo", {}, b"x" * 1000),
         ("failing", "GET", "/fail", {}, None),
         ("preflight", "OPTIONS", "/echo", preflight, None),
-        ("hostile", "GET", "/", {"X-Request-ID": HOSTILE_ID}, None),
+        ("hostile", "GET", "/", HOSTILE_HEADERS, None),
     ]
     sent = []
     # A new connection each: a server closes the one a failing request used, racing its reuse.
@@ -93,6 +94,7 @@ def test_every_line_is_json_and_every_request_has_one_access_line(server: str) -
         assert (response.status_code, line["status_code"]) == (expected_status, expected_status)
         assert line["res_bytes"] == len(response.content), label
     assert access[2]["req_bytes"] == 1000
+    assert access[5]["user_agent"] == "u" * 512
     assert "zq" not in "\n".join(run.lines)
     _assert_the_error_line_names_the_failing_request(parsed)
 

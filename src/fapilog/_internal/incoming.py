@@ -17,9 +17,9 @@ from typing import Final, NamedTuple
 from fapilog._internal.context import SAMPLED, TraceState, bind_trace, clear_context
 from fapilog._internal.ids import (
     DEFAULT_HEADER_NAME,
-    is_header_name,
     generate_span_id,
     generate_trace_id,
+    is_header_name,
     is_header_safe,
     is_valid_request_id,
     is_w3c_trace_id,
