@@ -100,7 +100,7 @@ def test_a_traceparent_set_by_someone_else_is_kept_and_its_span_logged(records: 
 def test_instrumenting_twice_and_mounted_transports_give_one_span_per_call(records: list[logging.LogRecord]) -> None:
     sent: list[httpx.Request] = []
     bind_context(trace_id=TRACE_ID, span_id=SPAN_ID)
-    client = httpx.Client(transport=_echo(sent), mounts={"http://mounted.service": _echo(sent)})
+    client = httpx.Client(transport=_echo(sent), mounts={"http://mounted.service": _echo(sent), "http://unmounted.service": None})
     with instrument(instrument(client)):
         client.get("http://next.service/")
         client.get("http://mounted.service/")
@@ -109,6 +109,31 @@ def test_instrumenting_twice_and_mounted_transports_give_one_span_per_call(recor
         "http://mounted.service/",
     ]
     assert all(len(request.headers.get_list("traceparent")) == 1 for request in sent)
+
+
+async def test_an_async_client_with_mounts_instrumented_twice_gives_one_span_per_call(
+    records: list[logging.LogRecord],
+) -> None:
+    sent: list[httpx.Request] = []
+    bind_context(trace_id=TRACE_ID, span_id=SPAN_ID)
+    client = httpx.AsyncClient(transport=_echo(sent), mounts={"http://mounted.service": _echo(sent), "http://unmounted.service": None})
+    async with instrument(instrument(client)):
+        await client.get("http://next.service/")
+        await client.get("http://mounted.service/")
+    assert [record["url"] for record in _client_records(records)] == [
+        "http://next.service/",
+        "http://mounted.service/",
+    ]
+    assert [len(request.headers.get_list("traceparent")) for request in sent] == [1, 1]
+
+
+def test_a_request_id_the_caller_set_is_kept_beside_our_traceparent() -> None:
+    sent: list[httpx.Request] = []
+    bind_context(trace_id=TRACE_ID, span_id=SPAN_ID)
+    with instrument(httpx.Client(transport=_echo(sent))) as client:
+        client.get("http://next.service/", headers={"X-Request-ID": "callers-own"})
+    assert sent[0].headers.get_list("X-Request-ID") == ["callers-own"]
+    assert sent[0].headers["traceparent"].startswith(f"00-{TRACE_ID}-")
 
 
 def test_the_client_record_of_a_hostile_url_stays_bounded_and_printable(records: list[logging.LogRecord]) -> None:
