@@ -4,10 +4,10 @@ A frozen model swapped whole on every bind means a reader can never see a
 half-applied update, and a ``contextvars.Context`` snapshot can never change
 under a task that holds it.
 
-Beside it, a second private ``ContextVar`` holds what only propagation needs
-(trace flags, ``tracestate``, ``baggage``, the incoming parent span): it is
-not part of the seven fields users read and bind, and ``clear_context`` resets
-both at once.
+What only propagation needs (trace flags, ``tracestate``, ``baggage``, the
+incoming parent span) rides in the same model as a pydantic private
+attribute: not one of the seven fields users read and bind, but swapped,
+snapshotted and cleared with them, atomically.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextvars
 from typing import Annotated, Final, NamedTuple, TypedDict, Unpack
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, with_config
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, with_config
 from pydantic_core import CoreConfig, SchemaValidator
 from typing_extensions import TypedDict as PydanticTypedDict  # pydantic needs it before 3.12
 
@@ -27,7 +27,6 @@ __all__ = [
     "ContextDict",
     "ContextUpdate",
     "RequestContext",
-    "SavedContext",
     "TraceState",
     "bind_context",
     "bind_trace",
@@ -36,8 +35,7 @@ __all__ = [
     "current_model",
     "current_trace_state",
     "get_context",
-    "restore_context",
-    "save_context",
+    "restore_model",
 ]
 
 
@@ -47,6 +45,27 @@ _STRICT: Final = ConfigDict(extra="forbid", strict=True)
 _Milliseconds = Annotated[float | None, Field(ge=0, allow_inf_nan=False)]
 _StatusCode = Annotated[int | None, Field(ge=100, le=999)]  # HTTP: three digits
 _ByteCount = Annotated[int | None, Field(ge=0)]
+
+
+SAMPLED: Final = 0x01
+"""The W3C trace-flags bit that says the caller records this trace."""
+
+
+class TraceState(NamedTuple):  # a NamedTuple: immutable, and built per request at a tuple's cost
+    """What carries a trace across a process boundary, beside the seven fields.
+
+    It belongs to the trace *trace_id*: once another trace id is bound, it no
+    longer applies (``trace_headers`` then sends default flags and nothing else).
+    """
+
+    trace_id: str = ""  # the trace it belongs to; empty: none
+    parent_span_id: str | None = None  # the incoming traceparent's parent-id
+    flags: int = SAMPLED  # sampled (0x01) and random (0x02) only; reserved bits dropped
+    tracestate: str | None = None
+    baggage: str | None = None
+
+
+EMPTY_TRACE_STATE: Final = TraceState()
 
 
 class RequestContext(BaseModel):
@@ -61,6 +80,8 @@ class RequestContext(BaseModel):
     req_bytes: _ByteCount = None
     res_bytes: _ByteCount = None
     user_agent: str | None = None
+
+    _trace: TraceState = PrivateAttr(default=EMPTY_TRACE_STATE)  # propagation only; not a field
 
 
 class ContextDict(TypedDict):
@@ -88,44 +109,25 @@ class ContextUpdate(PydanticTypedDict, total=False):
     user_agent: str | None
 
 
-SAMPLED: Final = 0x01
-"""The W3C trace-flags bit that says the caller records this trace."""
-
-
-class TraceState(NamedTuple):  # a NamedTuple: immutable, and built per request at a tuple's cost
-    """What carries a trace across a process boundary, beside the seven fields.
-
-    It belongs to the trace *trace_id*: once another trace id is bound, it no
-    longer applies (``trace_headers`` then sends default flags and nothing else).
-    """
-
-    trace_id: str = ""  # the trace it belongs to; empty: none
-    parent_span_id: str | None = None  # the incoming traceparent's parent-id
-    flags: int = SAMPLED  # sampled (0x01) and random (0x02) only; reserved bits dropped
-    tracestate: str | None = None
-    baggage: str | None = None
-
-
 EMPTY_CONTEXT: Final = RequestContext()
-EMPTY_TRACE_STATE: Final = TraceState()
 CONTEXT_FIELDS: Final = tuple(RequestContext.model_fields)
 # Titled "bind_context": a ValidationError names the call the user made, not this module's class.
 _validate_update: Final = SchemaValidator(
     TypeAdapter(ContextUpdate).core_schema, CoreConfig(title="bind_context")
 ).validate_python
 _new: Final = object.__new__
-_set_attribute: Final = object.__setattr__
+# BaseModel's four slots, set through their descriptors: a third cheaper than object.__setattr__.
+_SLOTS: Final = vars(BaseModel)
+_set_dict: Final = _SLOTS["__dict__"].__set__
+_set_fields_set: Final = _SLOTS["__pydantic_fields_set__"].__set__
+_set_extra: Final = _SLOTS["__pydantic_extra__"].__set__
+_set_private: Final = _SLOTS["__pydantic_private__"].__set__
 _ALL_FIELDS: Final = set(CONTEXT_FIELDS)
 _STRING_FIELDS: Final = frozenset({"trace_id", "span_id", "user_agent"})
 
 _request_context: Final[contextvars.ContextVar[RequestContext]] = contextvars.ContextVar(
     "fapilog_request_context", default=EMPTY_CONTEXT
 )
-_trace_state: Final[contextvars.ContextVar[TraceState]] = contextvars.ContextVar(
-    "fapilog_trace_state", default=EMPTY_TRACE_STATE
-)
-
-SavedContext = tuple[RequestContext, TraceState]
 
 
 def get_context() -> ContextDict:
@@ -148,7 +150,8 @@ def bind_context(**kwargs: Unpack[ContextUpdate]) -> None:
         if key not in _STRING_FIELDS or (value is not None and type(value) is not str):
             kwargs = _validate_update(kwargs)
             break
-    _request_context.set(_trusted_model({**_request_context.get().__dict__, **kwargs}))
+    current = _request_context.get()
+    _request_context.set(_trusted_model({**current.__dict__, **kwargs}, current.__pydantic_private__))
 
 
 def bind_trace(trace_id: str, span_id: str, user_agent: str | None, state: TraceState) -> None:
@@ -166,24 +169,22 @@ def bind_trace(trace_id: str, span_id: str, user_agent: str | None, state: Trace
         }
     else:
         fields = {**current.__dict__, "trace_id": trace_id, "span_id": span_id, "user_agent": user_agent}
-    _request_context.set(_trusted_model(fields))
-    _trace_state.set(state)
+    _request_context.set(_trusted_model(fields, {"_trace": state}))
 
 
-def _trusted_model(fields: dict[str, object]) -> RequestContext:
-    """Build a model from all seven validated *fields*, as ``model_construct`` would, faster."""
+def _trusted_model(fields: dict[str, object], private: dict[str, object] | None) -> RequestContext:
+    """Build a model from all seven validated *fields* and its *private* state, as ``model_construct`` would, faster."""
     model = _new(RequestContext)
-    _set_attribute(model, "__dict__", fields)
-    _set_attribute(model, "__pydantic_fields_set__", _ALL_FIELDS)  # never mutated: the model is frozen
-    _set_attribute(model, "__pydantic_extra__", None)
-    _set_attribute(model, "__pydantic_private__", None)
+    _set_dict(model, fields)
+    _set_fields_set(model, _ALL_FIELDS)  # never mutated: the model is frozen
+    _set_extra(model, None)
+    _set_private(model, private)  # shared between models, never mutated either
     return model
 
 
 def clear_context() -> None:
     """Reset the current context to the all-``None`` instance."""
     _request_context.set(EMPTY_CONTEXT)
-    _trace_state.set(EMPTY_TRACE_STATE)
 
 
 def context_copy() -> contextvars.Context:
@@ -193,24 +194,16 @@ def context_copy() -> contextvars.Context:
 
 def current_trace_state() -> TraceState:
     """Return the propagation state of the current trace."""
-    return _trace_state.get()
-
-
-def save_context() -> SavedContext | None:
-    """Return the current context to put back later, or ``None`` when it is empty."""
-    model = _request_context.get()
-    state = _trace_state.get()
-    if model is EMPTY_CONTEXT and state is EMPTY_TRACE_STATE:
-        return None
-    return model, state
-
-
-def restore_context(saved: SavedContext) -> None:
-    """Put back a context returned by ``save_context``."""
-    _request_context.set(saved[0])
-    _trace_state.set(saved[1])
+    private = _request_context.get().__pydantic_private__
+    state: TraceState = EMPTY_TRACE_STATE if private is None else private["_trace"]
+    return state
 
 
 def current_model() -> RequestContext:
     """Return the stored model itself: a cheaper read than ``get_context`` for one field."""
     return _request_context.get()
+
+
+def restore_model(model: RequestContext) -> None:
+    """Store again a model ``current_model`` returned: its fields and its trace state."""
+    _request_context.set(model)

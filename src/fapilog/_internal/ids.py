@@ -8,6 +8,7 @@ from typing import Final
 
 __all__ = [
     "DEFAULT_HEADER_NAME",
+    "generate_ids",
     "generate_span_id",
     "generate_trace_id",
     "is_header_name",
@@ -36,6 +37,15 @@ def generate_trace_id() -> str:
 def generate_span_id() -> str:
     """Return a new W3C-compatible span id: 16 lowercase hex, never all zero."""
     return (_getrandbits(64) or 1).to_bytes(8, "big").hex()
+
+
+def generate_ids() -> tuple[str, str]:
+    """Return a new trace id and span id, as the two functions above would, from one random draw."""
+    text = _getrandbits(192).to_bytes(24, "big").hex()
+    trace_id, span_id = text[:32], text[32:]
+    if trace_id == _ZERO_TRACE_ID or span_id == _ZERO_SPAN_ID:
+        return generate_trace_id(), generate_span_id()
+    return trace_id, span_id
 
 
 def is_valid_request_id(value: str) -> bool:

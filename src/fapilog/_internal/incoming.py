@@ -17,6 +17,7 @@ from typing import Final, NamedTuple
 from fapilog._internal.context import SAMPLED, TraceState, bind_trace, clear_context
 from fapilog._internal.ids import (
     DEFAULT_HEADER_NAME,
+    generate_ids,
     generate_span_id,
     generate_trace_id,
     is_header_name,
@@ -133,6 +134,7 @@ class Incoming(NamedTuple):
     """The trace a carrier continues, after every invalid part was dropped."""
 
     state: TraceState  # trace id, incoming parent-id, flags, tracestate, baggage
+    span_id: str  # a new span: this process's part of the trace
     request_id: str | None  # the caller's own valid request id, if it sent one
     request_id_sent: bool  # whether the request-id header was there at all, valid or not
     user_agent: bytes | None
@@ -152,8 +154,6 @@ _WANTED: Final = {
     b"tracestate": _TRACESTATE_LINE,
     b"baggage": _BAGGAGE_LINE,
 }
-
-_NOTHING_FOUND: Final[dict[int, list[bytes]]] = {}  # read, never written
 
 
 class TraceReader:
@@ -200,12 +200,13 @@ class TraceReader:
                 found = {kind: [value]}
             else:
                 found.setdefault(kind, []).append(value)
-        if found is None:
-            found = _NOTHING_FOUND
-        request_ids = found.get(_REQUEST_ID)
-        traceparents = found.get(_TRACEPARENT_LINE)
-        tracestate = found.get(_TRACESTATE_LINE)
-        baggage = found.get(_BAGGAGE_LINE)
+        if found is None:  # the usual request: no id, no trace headers
+            request_ids = traceparents = tracestate = baggage = None
+        else:
+            request_ids = found.get(_REQUEST_ID)
+            traceparents = found.get(_TRACEPARENT_LINE)
+            tracestate = found.get(_TRACESTATE_LINE)
+            baggage = found.get(_BAGGAGE_LINE)
         rejected = False
         adopted: tuple[str, str, int] | None = None
         if traceparents and self.trust_traceparent:
@@ -224,15 +225,22 @@ class TraceReader:
             trace_id, parent_span_id, flags = adopted
             trusted_tracestate = parse_tracestate(tracestate) if tracestate else None
             state = _trace_state((trace_id, parent_span_id, flags, trusted_tracestate, trusted_baggage))
+            span_id = generate_span_id()
             w3c = True
         elif client_id is not None:
             state = _trace_state((client_id, None, self._client_flags, None, trusted_baggage))
+            span_id = generate_span_id()
             w3c = is_w3c_trace_id(client_id)
+        elif self._new_flags & RANDOM:  # the default generator: both ids from one draw, W3C-shaped
+            trace_id, span_id = generate_ids()
+            state = _trace_state((trace_id, None, self._new_flags, None, trusted_baggage))
+            w3c = True
         else:
             trace_id = self.generator()
             state = _trace_state((trace_id, None, self._new_flags, None, trusted_baggage))
-            w3c = self._new_flags & RANDOM != 0 or is_w3c_trace_id(trace_id)  # random: ours, W3C-shaped
-        return _incoming((state, client_id, request_ids is not None, user_agent, rejected, w3c))
+            span_id = generate_span_id()
+            w3c = is_w3c_trace_id(trace_id)
+        return _incoming((state, span_id, client_id, request_ids is not None, user_agent, rejected, w3c))
 
 
 Carrier = Mapping[str, str] | Mapping[bytes, bytes] | Iterable[tuple[str, str]] | Iterable[tuple[bytes, bytes]]
@@ -260,7 +268,7 @@ def bind_trace_headers(headers: Carrier, *, header_name: str = DEFAULT_HEADER_NA
     incoming = reader.read([(_as_bytes(name).lower(), _as_bytes(value)) for name, value in _pairs(pairs)])
     clear_context()
     trace_id = incoming.state.trace_id
-    bind_trace(trace_id, generate_span_id(), None, incoming.state)
+    bind_trace(trace_id, incoming.span_id, None, incoming.state)
     if incoming.rejected:
         _logger.warning(REPLACED_MESSAGE, header_name, trace_id)
     return trace_id

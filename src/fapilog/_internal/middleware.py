@@ -17,10 +17,9 @@ from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fapilog._internal.context import bind_trace, clear_context, get_context, restore_context, save_context
+from fapilog._internal.context import EMPTY_CONTEXT, bind_trace, clear_context, current_model, get_context, restore_model
 from fapilog._internal.ids import (
     DEFAULT_HEADER_NAME,
-    generate_span_id,
     generate_trace_id,
     is_header_name,
     is_header_safe,
@@ -92,7 +91,7 @@ class TraceIDMiddleware:
         if scope_type != "http" and scope_type != "websocket":
             await self.app(scope, receive, send)
             return
-        outer = save_context()
+        outer = current_model()
         try:
             exchange = _Exchange(self, scope, receive, send)
             try:
@@ -107,8 +106,8 @@ class TraceIDMiddleware:
             exchange.finish()
         finally:
             clear_context()
-            if outer is not None:  # a request served inside another one, in process
-                restore_context(outer)
+            if outer is not EMPTY_CONTEXT:  # a request served inside another one, in process
+                restore_model(outer)
 
 
 def _agent(user_agent: bytes) -> str:
@@ -146,9 +145,8 @@ class _Exchange:
     def __init__(self, middleware: TraceIDMiddleware, scope: Scope, receive: Receive, send: Send) -> None:
         """Bind the incoming trace; align the request's id header with the one the response will carry."""
         self.start = _now()
-        state, request_id, request_id_sent, user_agent, rejected, w3c = middleware._reader.read(scope["headers"])
+        state, span_id, request_id, request_id_sent, user_agent, rejected, w3c = middleware._reader.read(scope["headers"])
         trace_id = state.trace_id
-        span_id = generate_span_id()
         agent = None if user_agent is None else _agent(user_agent)
         bind_trace(trace_id, span_id, agent, state)
         key = middleware._reader.header_key
