@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fapilog import bind_context, trace_headers
+from fapilog import bind_context, bind_trace_headers, clear_context, context_copy, trace_headers
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN_ID = "00f067aa0ba902b7"
@@ -53,3 +53,28 @@ def test_a_span_id_with_a_line_break_cannot_inject_through_the_traceparent() -> 
     bind_context(trace_id=TRACE_ID, span_id="00f067aa\r\nX-I: 1")
     headers = trace_headers()
     assert headers == {"X-Request-ID": TRACE_ID}
+
+
+def _continue_a_trace() -> None:
+    bind_trace_headers({"traceparent": f"00-{TRACE_ID}-{SPAN_ID}-00", "tracestate": "congo=1", "baggage": "a=1"})
+
+
+def test_a_bind_keeps_the_trace_state_and_a_hand_bound_trace_id_drops_it() -> None:
+    _continue_a_trace()
+    bind_context(status_code=200)
+    assert trace_headers()["tracestate"] == "congo=1"
+    assert trace_headers()["traceparent"].endswith("-00")
+    bind_context(trace_id="4bf92f3577b34da6a3ce929d0e0e4737")  # another trace: not its state
+    headers = trace_headers()
+    assert headers["traceparent"].endswith("-01")
+    assert "tracestate" not in headers and "baggage" not in headers
+
+
+def test_the_trace_state_travels_with_a_snapshot_and_is_gone_after_clear_context() -> None:
+    _continue_a_trace()
+    snapshot = context_copy()
+    clear_context()
+    bind_context(trace_id=TRACE_ID, span_id=SPAN_ID)
+    assert trace_headers() == {"X-Request-ID": TRACE_ID, "traceparent": f"00-{TRACE_ID}-{SPAN_ID}-01"}
+    carried = snapshot.run(trace_headers)
+    assert (carried["tracestate"], carried["baggage"]) == ("congo=1", "a=1")
