@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fapilog._internal.ids import (
+    generate_ids,
     generate_span_id,
     generate_trace_id,
     is_header_name,
@@ -36,6 +37,14 @@ def test_a_zero_draw_still_gives_a_non_zero_id(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr("fapilog._internal.ids._getrandbits", lambda bits: 0)
     assert generate_trace_id() == "0" * 31 + "1"
     assert generate_span_id() == "0" * 15 + "1"
+
+
+def test_both_ids_from_one_draw_are_w3c_shaped_distinct_and_never_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    pairs = [generate_ids() for _ in range(1000)]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", trace) and re.fullmatch(r"[0-9a-f]{16}", span) for trace, span in pairs)
+    assert len({trace for trace, _ in pairs}) == len({span for _, span in pairs}) == 1000
+    monkeypatch.setattr("fapilog._internal.ids._getrandbits", lambda bits: 5)  # a draw whose trace half is zero
+    assert generate_ids() == ("0" * 31 + "5", "0" * 15 + "5")
 
 
 @pytest.mark.parametrize("value", ["a", "req-1", "A.b_c:d-e", "x" * 128, TRACE_ID])
