@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
 import logging
 import re
 from pathlib import Path
@@ -13,6 +15,7 @@ from tests._support import access_records, http_client
 
 ROOT = Path(__file__).resolve().parent.parent
 SNIPPET = re.compile(r"<!-- (examples/\w+\.py) -->\n```python\n(.*?)```", re.DOTALL)
+PYTHON_BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 
 def test_every_marked_readme_snippet_is_its_example_file_verbatim() -> None:
@@ -20,6 +23,18 @@ def test_every_marked_readme_snippet_is_its_example_file_verbatim() -> None:
     assert {path for path, _ in snippets} == {"examples/quickstart.py", "examples/background.py"}
     for path, code in snippets:
         assert code == (ROOT / path).read_text(), path
+
+
+def test_every_readme_snippet_compiles_and_imports_only_what_fapilog_has() -> None:
+    """The short snippets are fragments (a producer, a consumer): they must still parse and name real APIs."""
+    blocks = PYTHON_BLOCK.findall((ROOT / "README.md").read_text())
+    assert len(blocks) >= 9
+    for code in blocks:
+        tree = ast.parse(code)  # top-level await parses; it only fails to compile
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("fapilog"):
+                module = importlib.import_module(node.module)
+                assert all(hasattr(module, alias.name) for alias in node.names), ast.unparse(node)
 
 
 async def test_the_quickstart_app_logs_with_the_trace_and_answers_preflights(records: list[logging.LogRecord]) -> None:
