@@ -86,10 +86,9 @@ def test_server_access_logs_can_be_kept() -> None:
     assert "color_message" not in line
 
 
-def test_the_packaged_log_config_file_is_the_dict_and_configure_logging_replaces_its_handler(
+def test_the_packaged_log_config_writes_json_and_configure_logging_replaces_its_handler(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert json.loads(PATH.read_text()) == LOG_CONFIG
     logging.config.dictConfig(LOG_CONFIG)
     bind_context(trace_id="file-1")
     logging.getLogger("hypercorn.error").info("from the config file")

@@ -136,6 +136,42 @@ def test_a_request_id_the_caller_set_is_kept_beside_our_traceparent() -> None:
     assert sent[0].headers["traceparent"].startswith(f"00-{TRACE_ID}-")
 
 
+def test_each_hop_of_a_redirect_is_its_own_span(records: list[logging.LogRecord]) -> None:
+    sent: list[httpx.Request] = []
+
+    def redirect_once(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        if request.url.path == "/old":
+            return httpx.Response(302, headers={"Location": "/new"})
+        return httpx.Response(200)
+
+    bind_context(trace_id=TRACE_ID, span_id=SPAN_ID)
+    with instrument(httpx.Client(transport=httpx.MockTransport(redirect_once), follow_redirects=True)) as client:
+        client.get("http://next.service/old")
+    parents = [request.headers["traceparent"].split("-")[2] for request in sent]
+    assert parents == [record["span_id"] for record in _client_records(records)]
+    assert len(set(parents)) == 2
+
+
+def test_a_foreign_traceparent_fapilog_cannot_read_never_fails_the_call(records: list[logging.LogRecord]) -> None:
+    sent: list[httpx.Request] = []
+    bind_context(trace_id=TRACE_ID, span_id=SPAN_ID)
+    with instrument(httpx.Client(transport=_echo(sent))) as client:
+        response = client.get("http://next.service/", headers={b"traceparent": "\u20ac".encode()})
+    assert response.status_code == 200
+    [record] = _client_records(records)
+    assert (record["span_id"], record["status_code"]) == (None, 200)
+
+
+def test_a_hostile_method_is_cut_in_the_client_record(records: list[logging.LogRecord]) -> None:
+    bind_context(trace_id=TRACE_ID, span_id=SPAN_ID)
+    with instrument(httpx.Client(transport=_echo([]))) as client:
+        client.request("X" * 20_000, "http://next.service/")
+    [record] = _client_records(records)
+    assert record["method"] == "X" * 32
+    assert len(JsonFormatter().format(next(r for r in records if r.name == "fapilog.client"))) < MAX_LINE_LENGTH
+
+
 def test_the_client_record_of_a_hostile_url_stays_bounded_and_printable(records: list[logging.LogRecord]) -> None:
     bind_context(trace_id=TRACE_ID, span_id=SPAN_ID)
     with instrument(httpx.Client(transport=_echo([]))) as client:

@@ -18,9 +18,9 @@ from starlette.routing import WebSocketRoute
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from fapilog import TraceIDMiddleware, get_context
+from fapilog import JsonFormatter, TraceIDMiddleware, get_context
 from fapilog._internal import middleware as middleware_module
-from fapilog._internal.records import MAX_USER_AGENT_LENGTH
+from fapilog._internal.records import MAX_LINE_LENGTH, MAX_USER_AGENT_LENGTH
 from tests._support import ALL_NONE, access_records, http_client, rendered
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
@@ -381,8 +381,18 @@ async def test_the_user_agent_is_decoded_and_escaped_as_the_path_is(app: FastAPI
         response = await client.get("/caf%C3%A9", headers={b"User-Agent": "caf\u00e9/1.0 \xff".encode("utf-8") + b"\xff"})
     [access] = access_records(records)
     assert access["path"] == "/caf\\xe9"
-    assert access["user_agent"] == "caf\\xe9/1.0 \\xff\\\\xff"  # the invalid byte: an escaped backslash
+    assert access["user_agent"] == "caf\\xe9/1.0 \\xff\\ufffd"  # an invalid byte: U+FFFD, as in a path
     assert response.status_code == 404
+
+
+async def test_a_hostile_method_is_cut_and_escaped_so_the_line_stays_bounded(
+    app: FastAPI, records: list[logging.LogRecord]
+) -> None:
+    async with http_client(app) as client:
+        await client.request("X" * 20_000, "/context")
+    [access] = access_records(records)
+    assert access["method"] == "X" * 32
+    assert len(JsonFormatter().format(next(r for r in records if r.name == "fapilog.access"))) < MAX_LINE_LENGTH
 
 
 async def test_one_access_record_carries_all_fields(app: FastAPI, records: list[logging.LogRecord]) -> None:

@@ -23,6 +23,11 @@ CONFIG = str(PATH)
 BIN = sys.executable.rsplit("/", 1)[0]
 HOSTILE_ID = '"><script>zq</script>'
 HOSTILE_HEADERS = {"traceparent": f"00-{HOSTILE_ID}", "tracestate": "zq=1," * 2000, "User-Agent": "u" * 5000}
+HOSTILE_STATE = {  # a valid traceparent, so tracestate and baggage are read, and dropped
+    "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    "tracestate": "zq=" + "v" * 300,
+    "baggage": "zq=" + "v" * 9000,
+}
 
 SERVERS: dict[str, tuple[list[str], int]] = {
     "uvicorn": ([f"{BIN}/uvicorn", APP, "--port", "{port}", "--log-config", CONFIG, "--no-access-log"], 1),
@@ -62,6 +67,7 @@ def _exercise(url: str) -> list[tuple[str, str, httpx.Response]]:
         ("failing", "GET", "/fail", {}, None),
         ("preflight", "OPTIONS", "/echo", preflight, None),
         ("hostile", "GET", "/", HOSTILE_HEADERS, None),
+        ("hostile-state", "GET", "/", HOSTILE_STATE, None),
     ]
     sent = []
     # A new connection each: a server closes the one a failing request used, racing its reuse.
@@ -88,6 +94,8 @@ def test_every_line_is_json_and_every_request_has_one_access_line(server: str) -
     for (label, request_id, response), line in zip(sent, access, strict=True):
         if label == "hostile":
             assert line["request_id"] == line["trace_id"] == response.headers["X-Request-ID"] != HOSTILE_ID
+        elif label == "hostile-state":
+            assert (line["request_id"], line["trace_id"]) == (request_id, "4bf92f3577b34da6a3ce929d0e0e4736")
         else:
             assert line["request_id"] == line["trace_id"] == response.headers["X-Request-ID"] == request_id
         expected_status = 500 if label == "failing" else 200

@@ -25,7 +25,7 @@ import httpx
 from fapilog._internal.context import current_model
 from fapilog._internal.ids import DEFAULT_HEADER_NAME, generate_span_id
 from fapilog._internal.incoming import parse_traceparent
-from fapilog._internal.records import MAX_PATH_LENGTH, log_safely, printable
+from fapilog._internal.records import MAX_METHOD_LENGTH, MAX_PATH_LENGTH, log_safely, printable
 from fapilog._internal.propagation import outgoing_headers
 
 __all__ = ["instrument"]
@@ -33,6 +33,7 @@ __all__ = ["instrument"]
 ClientT = TypeVar("ClientT", httpx.Client, httpx.AsyncClient)
 
 client_logger: Final = logging.getLogger("fapilog.client")
+_OURS: Final = "fapilog.traceparent"  # request extension: the traceparent fapilog set
 _now: Final = time.perf_counter
 
 
@@ -52,17 +53,20 @@ class _Call:
             return
         headers = request.headers
         existing = headers.get("traceparent")
-        if existing is not None:  # someone else propagates: keep theirs, name their span
-            parsed = parse_traceparent(existing.encode("latin-1"))
+        if existing is not None and existing != request.extensions.get(_OURS):
+            # Someone else propagates (OpenTelemetry, say): keep theirs, name their span.
+            parsed = parse_traceparent(existing.encode("latin-1", "replace"))
             self.span_id = None if parsed is None else parsed[1]
             for name, value in outgoing_headers(header_name, None).items():
                 if name not in headers:
                     headers[name] = value
             return
+        # A new span, also when httpx re-sends our own request (a redirect copies its headers).
         self.span_id = generate_span_id()
         for name, value in outgoing_headers(header_name, self.span_id).items():
-            if name not in headers:
+            if name == "traceparent" or name not in headers:
                 headers[name] = value
+        request.extensions[_OURS] = headers.get("traceparent")
 
     def log(self, status_code: int | None, error: BaseException | None = None) -> None:
         """Write the call's one ``fapilog.client`` record."""
@@ -70,7 +74,7 @@ class _Call:
             return
         url = self.request.url
         where = printable(f"{url.scheme}://{url.netloc.decode('ascii', 'backslashreplace')}{url.path}", MAX_PATH_LENGTH)
-        method = self.request.method
+        method = printable(self.request.method, MAX_METHOD_LENGTH)
         extra: dict[str, object] = {
             "trace_id": self.trace_id,
             "span_id": self.span_id,

@@ -19,6 +19,7 @@ silenced: ``fapilog.access`` is the one access line per request.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Final
 
@@ -26,32 +27,12 @@ __all__ = ["LOG_CONFIG", "PATH"]
 
 PATH: Final = Path(__file__).with_name("logging.json")
 
-_PROPAGATE: Final = {"handlers": [], "propagate": True}
-_TO_HANDLER: Final = {"handlers": ["fapilog"], "propagate": False}
+LOG_CONFIG: Final[dict[str, Any]] = json.loads(PATH.read_text(encoding="utf-8"))
+"""``logging.json`` as a dict: the file is the one source.
 
-LOG_CONFIG: Final[dict[str, Any]] = {
-    "version": 1,
-    # Loggers created before the config is applied keep working.
-    "disable_existing_loggers": False,
-    "handlers": {
-        "fapilog": {"class": "fapilog._internal.configure.FapilogHandler", "stream": "ext://sys.stderr"},
-    },
-    "root": {"level": "INFO", "handlers": ["fapilog"]},
-    # Every key the servers merge their own defaults under is set here, so none of theirs remains.
-    "formatters": {},
-    "filters": {},
-    "loggers": {
-        "uvicorn": {"level": "INFO", **_PROPAGATE},
-        "uvicorn.error": {"level": "INFO", **_PROPAGATE},
-        "uvicorn.access": {"level": "WARNING", **_PROPAGATE},
-        "hypercorn.error": {"level": "INFO", **_PROPAGATE},
-        "hypercorn.access": {"level": "WARNING", **_PROPAGATE},
-        "_granian": {"level": "INFO", **_PROPAGATE},
-        "granian.access": {"level": "WARNING", **_PROPAGATE},
-        "gunicorn.error": {"level": "INFO", **_TO_HANDLER},
-        "gunicorn.access": {"level": "WARNING", **_TO_HANDLER},
-    },
-}
+It keeps loggers created before it is applied (``disable_existing_loggers``
+false), and sets every top-level key the servers merge their own defaults
+under, so none of their handlers or formatters remains."""
 
 if __name__ == "__main__":
     print(PATH)

@@ -8,6 +8,8 @@ from typing import Final
 
 __all__ = [
     "DEFAULT_HEADER_NAME",
+    "ZERO_SPAN_ID",
+    "ZERO_TRACE_ID",
     "generate_ids",
     "generate_span_id",
     "generate_trace_id",
@@ -24,8 +26,8 @@ _REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _HEADER_NAME: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 9110 token
 _W3C_TRACE_ID: Final = re.compile(r"[0-9a-f]{32}")
 _W3C_SPAN_ID: Final = re.compile(r"[0-9a-f]{16}")
-_ZERO_TRACE_ID: Final = "0" * 32
-_ZERO_SPAN_ID: Final = "0" * 16
+ZERO_TRACE_ID: Final = "0" * 32  # invalid in a traceparent, as is the zero span id
+ZERO_SPAN_ID: Final = "0" * 16
 _getrandbits: Final = random.getrandbits
 
 
@@ -43,7 +45,7 @@ def generate_ids() -> tuple[str, str]:
     """Return a new trace id and span id, as the two functions above would, from one random draw."""
     text = _getrandbits(192).to_bytes(24, "big").hex()
     trace_id, span_id = text[:32], text[32:]
-    if trace_id == _ZERO_TRACE_ID or span_id == _ZERO_SPAN_ID:
+    if trace_id == ZERO_TRACE_ID or span_id == ZERO_SPAN_ID:
         return generate_trace_id(), generate_span_id()
     return trace_id, span_id
 
@@ -55,12 +57,12 @@ def is_valid_request_id(value: str) -> bool:
 
 def is_w3c_trace_id(value: str) -> bool:
     """Return whether *value* can be the trace-id of a ``traceparent``."""
-    return value != _ZERO_TRACE_ID and _W3C_TRACE_ID.fullmatch(value) is not None
+    return value != ZERO_TRACE_ID and _W3C_TRACE_ID.fullmatch(value) is not None
 
 
 def is_w3c_span_id(value: str) -> bool:
     """Return whether *value* can be the parent-id of a ``traceparent``."""
-    return value != _ZERO_SPAN_ID and _W3C_SPAN_ID.fullmatch(value) is not None
+    return value != ZERO_SPAN_ID and _W3C_SPAN_ID.fullmatch(value) is not None
 
 
 def is_header_name(value: str) -> bool:

@@ -17,6 +17,8 @@ from typing import Final, NamedTuple
 from fapilog._internal.context import SAMPLED, TraceState, bind_trace, clear_context
 from fapilog._internal.ids import (
     DEFAULT_HEADER_NAME,
+    ZERO_SPAN_ID,
+    ZERO_TRACE_ID,
     generate_ids,
     generate_span_id,
     generate_trace_id,
@@ -51,16 +53,13 @@ REPLACED_MESSAGE: Final = "Ignored an invalid incoming %s or traceparent header;
 _logger: Final = logging.getLogger("fapilog.incoming")
 _KNOWN_FLAGS: Final = SAMPLED | RANDOM  # every other bit is reserved: never sent on
 _OWS: Final = " \t"
-_ZERO_TRACE_ID: Final = "0" * 32
-_ZERO_SPAN_ID: Final = "0" * 16
 # version-traceid-parentid-flags; a future version may append "-" and more.
 _TRACEPARENT: Final = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?", re.DOTALL)
-# key=value. A key is at most 256 of a-z 0-9 _ - * / @ and starts with a-z, or
-# with a digit when it is a tenant@system key; a value is 1-256 printable ASCII
+# key=value, by Level 2: a key is 1-256 of a-z 0-9 _ - * / @ and does not start
+# with "@" (the tenant@system split is gone); a value is 1-256 printable ASCII
 # characters but "," and "=", and does not end in a space.
 _TRACESTATE_MEMBER: Final = re.compile(
-    r"(?:[a-z]|[0-9](?=[a-z0-9_\-*/]*@))[a-z0-9_\-*/@]{0,255}"
-    r"=[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]"
+    r"[a-z0-9][a-z0-9_\-*/@]{0,255}=[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]"
 )
 # Longest tracestate input read at all: 32 members of 513 characters, their
 # commas, and room for optional whitespace. Anything longer is discarded unread.
@@ -86,7 +85,7 @@ def parse_traceparent(value: bytes) -> tuple[str, str, int] | None:
     version, trace_id, parent_id, flags, rest = match.groups()
     if version == "ff" or (version == "00" and rest is not None):
         return None
-    if trace_id == _ZERO_TRACE_ID or parent_id == _ZERO_SPAN_ID:
+    if trace_id == ZERO_TRACE_ID or parent_id == ZERO_SPAN_ID:
         return None
     return trace_id, parent_id, int(flags, 16) & _KNOWN_FLAGS
 
@@ -116,18 +115,21 @@ def parse_baggage(lines: list[bytes]) -> str | None:
     """Return the ``baggage`` field lines combined, unchanged, or ``None`` when invalid or empty.
 
     Within W3C Baggage's limits — at most 8,192 bytes and 180 list-members,
-    each ``key=value`` with optional properties — or discarded whole.
+    each ``key=value`` with optional properties — or discarded whole. Empty
+    members, which the grammar does not allow, are dropped.
     """
-    text = ",".join(stripped for line in lines if (stripped := line.decode("latin-1").strip(_OWS)))
-    if not text or len(text) > MAX_BAGGAGE_BYTES:  # latin-1: one character per byte
+    if sum(map(len, lines)) > 2 * MAX_BAGGAGE_BYTES:  # far too long: discarded unread
         return None
-    members = [member for member in text.split(",") if member.strip(_OWS)]
-    if len(members) > MAX_BAGGAGE_MEMBERS:
+    members = [
+        member for line in lines for part in line.decode("latin-1").split(",") if (member := part.strip(_OWS))
+    ]
+    if not members or len(members) > MAX_BAGGAGE_MEMBERS:
         return None
     for member in members:
-        if _BAGGAGE_MEMBER.fullmatch(member.strip(_OWS)) is None:
+        if _BAGGAGE_MEMBER.fullmatch(member) is None:
             return None
-    return text
+    text = ",".join(members)
+    return text if len(text) <= MAX_BAGGAGE_BYTES else None  # latin-1: one character per byte
 
 
 class Incoming(NamedTuple):

@@ -26,7 +26,7 @@ from fapilog._internal.ids import (
     is_valid_request_id,
 )
 from fapilog._internal.incoming import REPLACED_MESSAGE, TraceReader
-from fapilog._internal.records import MAX_PATH_LENGTH, MAX_USER_AGENT_LENGTH, log_safely, printable
+from fapilog._internal.records import MAX_METHOD_LENGTH, MAX_PATH_LENGTH, MAX_USER_AGENT_LENGTH, log_safely, printable
 
 __all__ = ["CONTEXT_ATTRIBUTE", "TraceIDMiddleware"]
 
@@ -72,10 +72,6 @@ class TraceIDMiddleware:
             raise ValueError(f"generator must return printable ASCII for a header, got {sample!r}")
         self.app = app
         self.header_name = header_name
-        self.validator = validator
-        self.generator = generator
-        self.trust_traceparent = trust_traceparent
-        self.sampled = sampled
         self._reader = TraceReader(
             header_name=header_name,
             validator=validator,
@@ -114,7 +110,7 @@ def _agent(user_agent: bytes) -> str:
     """Return the user agent as bound and logged: UTF-8, the rest escaped, printable ASCII, bounded."""
     if user_agent.isascii():  # the usual case, at ASCII decoding's speed
         return printable(user_agent.decode("ascii"), MAX_USER_AGENT_LENGTH)
-    return printable(user_agent.decode("utf-8", "backslashreplace"), MAX_USER_AGENT_LENGTH)
+    return printable(user_agent.decode("utf-8", "replace"), MAX_USER_AGENT_LENGTH)  # as servers decode paths
 
 
 def _attach_context(exc: BaseException) -> None:
@@ -231,7 +227,7 @@ class _Exchange:
         if access_logger.isEnabledFor(logging.INFO):
             latency_ms = (_now() - self.start) * 1000.0
             scope = self.scope
-            method = scope["method"]
+            method = printable(scope["method"], MAX_METHOD_LENGTH)
             path = printable(scope["path"], MAX_PATH_LENGTH)
             extra = {
                 **get_context(),

@@ -7,8 +7,10 @@ import sys
 import traceback
 from typing import Any, Final
 
-__all__ = ["MAX_LINE_LENGTH", "MAX_PATH_LENGTH", "MAX_USER_AGENT_LENGTH", "log_safely", "printable"]
+__all__ = ["MAX_LINE_LENGTH", "MAX_METHOD_LENGTH", "MAX_PATH_LENGTH", "MAX_USER_AGENT_LENGTH", "log_safely", "printable"]
 
+MAX_METHOD_LENGTH: Final = 32
+"""Longest HTTP method in a record; servers pass on any token, however long."""
 MAX_USER_AGENT_LENGTH: Final = 512
 """Longest ``user_agent`` bound or logged; longer values are cut."""
 MAX_PATH_LENGTH: Final = 2048
@@ -16,8 +18,8 @@ MAX_PATH_LENGTH: Final = 2048
 MAX_LINE_LENGTH: Final = 16 * 1024
 """Longest JSON line fapilog writes about a request or call, whatever it held.
 
-Request ids are at most 128 characters, and user agent, path and URL are cut
-and escaped to printable ASCII, so even with every character JSON-escaped a
+Request ids are at most 128 characters, and method, user agent, path and URL
+are cut and escaped to printable ASCII, so even with every character JSON-escaped a
 record stays below this (Docker's log driver splits longer lines)."""
 
 
