@@ -29,7 +29,7 @@ class Run:
 
     lines: list[str]  # stdout then stderr
     stdout: list[str]
-    result: Any
+    result: list[Any]
 
 
 def free_port() -> int:
@@ -51,11 +51,15 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
     raise TimeoutError(f"the server did not listen on 127.0.0.1:{port}")
 
 
-def serve(command: Sequence[str], exercise: Callable[[str], T], *, workers: int = 1) -> Run:
+def serve(
+    command: Sequence[str], exercise: Callable[[str], list[T]], *, workers: int = 1, reload: Path | None = None
+) -> Run:
     """Start *command* (``{port}`` replaced), run *exercise* on its URL, stop it by its process group.
 
     With several *workers*, the exercise waits until each has logged its
-    startup, so no request races a worker that is still booting.
+    startup, so no request races a worker that is still booting. With a
+    *reload* file (in the server's watched directory), the file is changed
+    after the exercise, and the exercise runs again once a new worker is up.
     """
     port = free_port()
     argv = [part.replace("{port}", str(port)) for part in command]
@@ -67,6 +71,10 @@ def serve(command: Sequence[str], exercise: Callable[[str], T], *, workers: int 
             _wait_listening(port, process)
             _wait_for_workers(err, workers)
             result = exercise(f"http://127.0.0.1:{port}")
+            if reload is not None:
+                reload.write_text("changed = True\n")
+                _wait_for_workers(err, workers + 1)
+                result += exercise(f"http://127.0.0.1:{port}")
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGINT)
@@ -84,8 +92,8 @@ def serve(command: Sequence[str], exercise: Callable[[str], T], *, workers: int 
 
 
 def _wait_for_workers(err: Any, workers: int) -> None:
-    """Wait until *workers* processes logged "Application startup complete" (or their server's equivalent)."""
-    if workers == 1:
+    """Wait until *workers* processes logged "Application startup complete" (uvicorn's words, also in gunicorn)."""
+    if workers == 1:  # listening is enough: hypercorn and granian say it otherwise
         return
     for _ in range(READY_ATTEMPTS):
         err.seek(0)

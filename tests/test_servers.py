@@ -8,6 +8,7 @@ packaged log config, and is stopped by its process group.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,7 +37,7 @@ SERVERS: dict[str, tuple[list[str], int]] = {
         2,
     ),
     "uvicorn --reload": (
-        [f"{BIN}/uvicorn", APP, "--port", "{port}", "--reload", "--reload-dir", "tests", "--log-config", CONFIG],
+        [f"{BIN}/uvicorn", APP, "--port", "{port}", "--reload", "--reload-dir", "{watched}", "--log-config", CONFIG],
         1,
     ),
     "gunicorn": (
@@ -80,9 +81,14 @@ def _exercise(url: str) -> list[tuple[str, str, httpx.Response]]:
 
 
 @pytest.mark.parametrize("server", list(SERVERS))
-def test_every_line_is_json_and_every_request_has_one_access_line(server: str) -> None:
+def test_every_line_is_json_and_every_request_has_one_access_line(server: str, tmp_path: Path) -> None:
     command, workers = SERVERS[server]
-    run = serve(command, _exercise, workers=workers)
+    reload = None
+    if "{watched}" in command:  # the reloader restarts the worker once, between two exercises
+        reload = tmp_path / "trigger.py"
+        reload.write_text("changed = False\n")
+        command = [part.replace("{watched}", str(tmp_path)) for part in command]
+    run = serve(command, _exercise, workers=workers, reload=reload)
     parsed, text = json_lines(run.lines)
     assert text == [], f"{server} wrote lines that are not JSON"
     assert run.stdout == [], "everything goes to stderr, as configured"
@@ -103,6 +109,8 @@ def test_every_line_is_json_and_every_request_has_one_access_line(server: str) -
         assert line["res_bytes"] == len(response.content), label
     assert access[2]["req_bytes"] == 1000
     assert access[5]["user_agent"] == "u" * 512
+    if reload is not None:
+        assert sum("Reloading" in line["message"] for line in parsed) == 1
     assert "zq" not in "\n".join(run.lines)
     _assert_the_error_line_names_the_failing_request(parsed)
 
