@@ -13,6 +13,15 @@ import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
+def preflight(method: str = "GET") -> dict[str, str]:
+    """Return the headers of a browser's CORS preflight from https://shop.example for *method*."""
+    return {
+        "Origin": "https://shop.example",
+        "Access-Control-Request-Method": method,
+        "Access-Control-Request-Headers": "x-request-id, traceparent",
+    }
+
+
 ALL_NONE = dict.fromkeys(
     ("trace_id", "span_id", "latency_ms", "status_code", "req_bytes", "res_bytes", "user_agent")
 )

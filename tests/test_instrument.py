@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.applications import Starlette
 
 from fapilog import get_context, instrument_app
-from tests._support import access_records, http_client
+from tests._support import access_records, http_client, preflight
 
 
 def _app(*, debug: bool = False) -> FastAPI:
@@ -66,12 +66,7 @@ async def test_a_cors_preflight_added_later_gets_the_trace_header_and_one_access
     async with http_client(app) as client:
         response = await client.options(
             "/teapot",
-            headers={
-                "Origin": "https://shop.example",
-                "Access-Control-Request-Method": "GET",
-                "Access-Control-Request-Headers": "x-request-id, traceparent",
-                "X-Request-ID": "pre-1",
-            },
+            headers={**preflight(), "X-Request-ID": "pre-1"},
         )
     assert response.status_code == 200
     assert response.headers["X-Request-ID"] == "pre-1"

@@ -11,7 +11,7 @@ from pathlib import Path
 from examples.background import in_background
 from examples.quickstart import app
 from fapilog import bind_context
-from tests._support import access_records, http_client
+from tests._support import access_records, http_client, preflight
 
 ROOT = Path(__file__).resolve().parent.parent
 SNIPPET = re.compile(r"<!-- (examples/\w+\.py) -->\n```python\n(.*?)```", re.DOTALL)
@@ -40,19 +40,12 @@ def test_every_readme_snippet_compiles_and_imports_only_what_fapilog_has() -> No
 async def test_the_quickstart_app_logs_with_the_trace_and_answers_preflights(records: list[logging.LogRecord]) -> None:
     async with http_client(app) as client:
         response = await client.get("/orders/7", headers={"X-Request-ID": "readme-1"})
-        preflight = await client.options(
-            "/orders/7",
-            headers={
-                "Origin": "https://shop.example",
-                "Access-Control-Request-Method": "GET",
-                "Access-Control-Request-Headers": "x-request-id, traceparent",
-            },
-        )
+        answer = await client.options("/orders/7", headers=preflight())
     assert response.json() == {"order_id": 7, "trace_id": "readme-1"}
     [looked_up] = [record for record in records if record.name == "shop"]
     assert looked_up.__dict__["trace_id"] == "readme-1"
-    assert preflight.status_code == 200
-    assert preflight.headers["access-control-allow-headers"].lower().count("traceparent") == 1
+    assert answer.status_code == 200
+    assert answer.headers["access-control-allow-headers"].lower().count("traceparent") == 1
     assert [access["status_code"] for access in access_records(records)] == [200, 200]
 
 

@@ -18,6 +18,7 @@ from fapilog._internal.configure import SERVER_ACCESS_LOGGERS
 from fapilog._internal.records import MAX_LINE_LENGTH
 from fapilog.log_config import PATH
 from tests._servers import json_lines, serve
+from tests._support import preflight
 
 APP = "tests.server_app:app"
 CONFIG = str(PATH)
@@ -56,17 +57,12 @@ SERVERS: dict[str, tuple[list[str], int]] = {
 
 def _exercise(url: str) -> list[tuple[str, str, httpx.Response]]:
     """Send the requests every server gets; return (label, request id, response) for each."""
-    preflight = {
-        "Origin": "https://shop.example",
-        "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "x-request-id, traceparent",
-    }
     calls: list[tuple[str, str, str, dict[str, str], bytes | None]] = [
         ("plain", "GET", "/", {}, None),
         ("streaming", "GET", "/stream", {}, None),
         ("post", "POST", "/echo", {}, b"x" * 1000),
         ("failing", "GET", "/fail", {}, None),
-        ("preflight", "OPTIONS", "/echo", preflight, None),
+        ("preflight", "OPTIONS", "/echo", preflight("POST"), None),
         ("hostile", "GET", "/", HOSTILE_HEADERS, None),
         ("hostile-state", "GET", "/", HOSTILE_STATE, None),
     ]

@@ -57,13 +57,13 @@ class _Call:
             # Someone else propagates (OpenTelemetry, say): keep theirs, name their span.
             parsed = parse_traceparent(existing.encode("latin-1", "replace"))
             self.span_id = None if parsed is None else parsed[1]
-            for name, value in outgoing_headers(header_name, None).items():
+            for name, value in outgoing_headers(context, header_name, None).items():
                 if name not in headers:
                     headers[name] = value
             return
         # A new span, also when httpx re-sends our own request (a redirect copies its headers).
         self.span_id = generate_span_id()
-        for name, value in outgoing_headers(header_name, self.span_id).items():
+        for name, value in outgoing_headers(context, header_name, self.span_id).items():
             if name == "traceparent" or name not in headers:
                 headers[name] = value
         request.extensions[_OURS] = headers.get("traceparent")

@@ -33,9 +33,9 @@ __all__ = [
     "clear_context",
     "context_copy",
     "current_model",
-    "current_trace_state",
     "get_context",
     "restore_model",
+    "trace_state",
 ]
 
 
@@ -192,9 +192,9 @@ def context_copy() -> contextvars.Context:
     return contextvars.copy_context()
 
 
-def current_trace_state() -> TraceState:
-    """Return the propagation state of the current trace."""
-    private = _request_context.get().__pydantic_private__
+def trace_state(model: RequestContext) -> TraceState:
+    """Return the propagation state *model* carries."""
+    private = model.__pydantic_private__
     state: TraceState = EMPTY_TRACE_STATE if private is None else private["_trace"]
     return state
 

@@ -166,6 +166,8 @@ class TraceReader:
     ``traceparent``; ``baggage`` with any trace, unless *trust_traceparent* is
     off, which ignores every incoming W3C header. A new trace is sampled when
     *sampled*, and marked random when the default generator made its id.
+    A header name that is not an HTTP token, or a generator whose ids cannot
+    go into a header, raise ``ValueError``.
     """
 
     __slots__ = ("_client_flags", "_new_flags", "_wanted", "generator", "header_key", "trust_traceparent", "validator")
@@ -179,6 +181,11 @@ class TraceReader:
         trust_traceparent: bool = True,
         sampled: bool = True,
     ) -> None:
+        if not is_header_name(header_name):
+            raise ValueError(f"header_name must be an HTTP header name, got {header_name!r}")
+        sample = generator()
+        if not sample or not is_header_safe(sample):
+            raise ValueError(f"generator must return printable ASCII for a header, got {sample!r}")
         self.header_key = header_name.lower().encode("latin-1")
         self.validator = validator
         self.generator = generator
@@ -263,8 +270,6 @@ def bind_trace_headers(headers: Carrier, *, header_name: str = DEFAULT_HEADER_NA
     """
     reader = _readers.get(header_name)
     if reader is None:
-        if not is_header_name(header_name):
-            raise ValueError(f"header_name must be an HTTP header name, got {header_name!r}")
         reader = _readers.setdefault(header_name, TraceReader(header_name=header_name))
     pairs = headers.items() if isinstance(headers, Mapping) else headers
     incoming = reader.read([(_as_bytes(name).lower(), _as_bytes(value)) for name, value in _pairs(pairs)])

@@ -18,13 +18,7 @@ from typing import Final
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fapilog._internal.context import EMPTY_CONTEXT, bind_trace, clear_context, current_model, get_context, restore_model
-from fapilog._internal.ids import (
-    DEFAULT_HEADER_NAME,
-    generate_trace_id,
-    is_header_name,
-    is_header_safe,
-    is_valid_request_id,
-)
+from fapilog._internal.ids import DEFAULT_HEADER_NAME, generate_trace_id, is_valid_request_id
 from fapilog._internal.incoming import REPLACED_MESSAGE, TraceReader
 from fapilog._internal.records import MAX_METHOD_LENGTH, MAX_PATH_LENGTH, MAX_USER_AGENT_LENGTH, log_safely, printable
 
@@ -65,20 +59,16 @@ class TraceIDMiddleware:
         trust_traceparent: bool = True,
         sampled: bool = True,
     ) -> None:
-        if not is_header_name(header_name):
-            raise ValueError(f"header_name must be an HTTP header name, got {header_name!r}")
-        sample = generator()
-        if not sample or not is_header_safe(sample):
-            raise ValueError(f"generator must return printable ASCII for a header, got {sample!r}")
-        self.app = app
-        self.header_name = header_name
-        self._reader = TraceReader(
+        self._reader = TraceReader(  # checks the options: a ValueError for a bad one
+
             header_name=header_name,
             validator=validator,
             generator=generator,
             trust_traceparent=trust_traceparent,
             sampled=sampled,
         )
+        self.app = app
+        self.header_name = header_name
         self._reply_names = frozenset({self._reader.header_key, _TRACERESPONSE})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

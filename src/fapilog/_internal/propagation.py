@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fapilog._internal.context import EMPTY_TRACE_STATE, current_model, current_trace_state
+from fapilog._internal.context import EMPTY_TRACE_STATE, RequestContext, current_model, trace_state
 from fapilog._internal.ids import DEFAULT_HEADER_NAME, is_header_safe, is_w3c_span_id, is_w3c_trace_id
 
 __all__ = ["outgoing_headers", "trace_headers"]
@@ -18,16 +18,17 @@ def trace_headers(header_name: str = DEFAULT_HEADER_NAME) -> dict[str, str]:
     ``trace_id`` that is not safe in a header is left out, so no bound value
     can inject a header line. Empty when no trace is bound.
     """
-    return outgoing_headers(header_name, current_model().span_id)
+    context = current_model()
+    return outgoing_headers(context, header_name, context.span_id)
 
 
-def outgoing_headers(header_name: str, parent_id: str | None) -> dict[str, str]:
-    """Return the trace headers with *parent_id* as the ``traceparent``'s parent."""
-    trace_id = current_model().trace_id
+def outgoing_headers(context: RequestContext, header_name: str, parent_id: str | None) -> dict[str, str]:
+    """Return the headers that carry *context*'s trace, with *parent_id* as the ``traceparent``'s parent."""
+    trace_id = context.trace_id
     if not trace_id or not is_header_safe(trace_id):
         return {}
     headers = {header_name: trace_id}
-    state = current_trace_state()
+    state = trace_state(context)
     if state.trace_id != trace_id:  # a trace bound by hand: default flags, nothing else
         state = EMPTY_TRACE_STATE
     if parent_id is not None and is_w3c_span_id(parent_id) and is_w3c_trace_id(trace_id):
