@@ -45,5 +45,6 @@ async def exercise(client: httpx.AsyncClient) -> list[Call]:
     await call("streaming response", "GET", "/stream", 200)
     await call("failing endpoint", "GET", "/fail", 500)
     await call("background task", "POST", "/orders", 200)
+    await call("Celery: charge, then a receipt (retried once)", "POST", "/checkout", 200, X_Request_ID="demo-task")
     await call("A calls B: one trace id in both services", "GET", "/chain", 200, X_Request_ID="demo-chain")
     return calls

@@ -15,6 +15,7 @@ from fastapi import BackgroundTasks, FastAPI
 from fastapi.responses import StreamingResponse
 from starlette.types import ASGIApp
 
+from examples.tasks import charge
 from fapilog import get_context, instrument_app
 from fapilog.httpx import instrument
 
@@ -54,6 +55,11 @@ def create_app(downstream: str | None = None, *, transport: httpx.AsyncBaseTrans
 
         background.add_task(send_confirmation)
         return {"order_id": "o-1"}
+
+    @api.post("/checkout")
+    def checkout() -> dict[str, str]:
+        charge.delay("o-2")  # the worker's lines carry this request's trace id
+        return {"order_id": "o-2"}
 
     @api.get("/chain")
     async def chain() -> dict[str, object]:

@@ -76,19 +76,31 @@ def serve(
                 _wait_for_workers(err, workers + 1)
                 result += exercise(f"http://127.0.0.1:{port}")
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-            _wait_group_gone(process.pid)
+            stop(process, signal.SIGINT, group=True)
         out.seek(0)
         err.seek(0)
         stdout = out.read().decode("utf-8", "replace").splitlines()
         stderr = err.read().decode("utf-8", "replace").splitlines()
     return Run(stdout + stderr, stdout, result)
+
+
+def stop(process: subprocess.Popen[bytes], how: signal.Signals, *, group: bool) -> None:
+    """Send *how* to *process* (or its whole process group), wait, then wait until the group is gone.
+
+    A process that does not stop in time is killed with its group; once the
+    group is gone, every line its processes wrote is in their output.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        if group:
+            os.killpg(process.pid, how)
+        else:
+            process.send_signal(how)
+    try:
+        process.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    _wait_group_gone(process.pid)
 
 
 def _wait_for_workers(err: Any, workers: int) -> None:

@@ -6,6 +6,7 @@ import logging
 
 import httpx
 
+from examples import tasks
 from examples.exercise import exercise
 from examples.service import create_app
 from tests._support import access_records, http_client
@@ -16,9 +17,19 @@ async def test_the_demo_requests_get_the_expected_answers_and_one_trace_spans_bo
 ) -> None:
     service_b = create_app()
     service_a = create_app("http://service-b", transport=httpx.ASGITransport(service_b))
-    async with http_client(service_a, raise_app_exceptions=False) as client:
-        calls = await exercise(client)
-    assert [call.status for call in calls] == [200, 200, 200, 200, 200, 500, 200, 200]
+    tasks.app.conf.task_always_eager = True  # the Celery tasks run in the request, with no broker
+    try:
+        async with http_client(service_a, raise_app_exceptions=False) as client:
+            calls = await exercise(client)
+    finally:
+        tasks.app.conf.task_always_eager = False
+    assert [call.status for call in calls] == [200, 200, 200, 200, 200, 500, 200, 200, 200]
+    runs = [vars(record) for record in records if record.name == "fapilog.task"]
+    assert [(run["task_name"], run["state"], run["trace_id"]) for run in runs] == [
+        ("examples.tasks.send_receipt", "RETRY", "demo-task"),
+        ("examples.tasks.send_receipt", "SUCCESS", "demo-task"),
+        ("examples.tasks.charge", "SUCCESS", "demo-task"),
+    ]
     chain = [access for access in access_records(records) if access["trace_id"] == "demo-chain"]
     assert [(access["path"], access["status_code"]) for access in chain] == [("/", 200), ("/chain", 200)]
     assert chain[0]["span_id"] != chain[1]["span_id"]

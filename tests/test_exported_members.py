@@ -63,7 +63,7 @@ print(fapilog.__file__, fapilog.__version__)
 
 
 def test_optional_integrations_and_servers_are_not_imported_with_fapilog() -> None:
-    modules = "{'httpx', 'uvicorn', 'fastapi', 'starlette.applications', 'starlette.routing', 'fapilog.log_config'}"
+    modules = "{'httpx', 'celery', 'kombu', 'uvicorn', 'fastapi', 'starlette.applications', 'starlette.routing', 'fapilog.log_config'}"
     probe = f"import sys, fapilog; print(sorted({modules} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

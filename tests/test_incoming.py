@@ -272,7 +272,7 @@ HOSTILE_MARKERS = ("script", "Injected", "\u00e9", "\\xe9", "ud800", "zz")  # ne
         {"X-Request-ID": '"><script>alert(1)</script>'},
         {"traceparent": "00-zz\r\nX-Injected: 1", "tracestate": "k=v," * 25_000},
         {"X-Request-ID": "caf\u00e9\ud800"},
-        [("X-Request-ID", None), (b"traceparent", 7), ("one",), "junk"],
+        [("X-Request-ID", None), (b"traceparent", 7), ("one",), "junk", (None, "x"), (3, b"y")],
         {},
     ],
 )

@@ -271,8 +271,7 @@ def bind_trace_headers(headers: Carrier, *, header_name: str = DEFAULT_HEADER_NA
     reader = _readers.get(header_name)
     if reader is None:
         reader = _readers.setdefault(header_name, TraceReader(header_name=header_name))
-    pairs = headers.items() if isinstance(headers, Mapping) else headers
-    incoming = reader.read([(_as_bytes(name).lower(), _as_bytes(value)) for name, value in _pairs(pairs)])
+    incoming = reader.read(_header_pairs(headers))
     clear_context()
     trace_id = incoming.state.trace_id
     bind_trace(trace_id, incoming.span_id, None, incoming.state)
@@ -281,15 +280,24 @@ def bind_trace_headers(headers: Carrier, *, header_name: str = DEFAULT_HEADER_NA
     return trace_id
 
 
-def _pairs(pairs: Iterable[object]) -> Iterable[tuple[str | bytes, str | bytes]]:
-    """Yield the (name, value) pairs of text or bytes; skip anything else a carrier holds."""
-    for pair in pairs:
-        if isinstance(pair, tuple | list) and len(pair) == 2:
-            name, value = pair
-            if isinstance(name, str | bytes) and isinstance(value, str | bytes):
-                yield name, value
+def _header_pairs(headers: Carrier) -> list[tuple[bytes, bytes]]:
+    """Return the (lowercase name, value) pairs of text or bytes; skip anything else a carrier holds.
 
-
-def _as_bytes(value: str | bytes) -> bytes:
-    """Return header text as bytes; non-ASCII text stays invalid, never an error."""
-    return value if isinstance(value, bytes) else value.encode("utf-8", "surrogatepass")
+    Text becomes bytes as UTF-8, so non-ASCII text stays invalid, never an error.
+    """
+    pairs: list[tuple[bytes, bytes]] = []
+    carried: Iterable[object] = headers.items() if isinstance(headers, Mapping) else headers
+    for pair in carried:
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            continue
+        name, value = pair
+        if isinstance(name, str):
+            name = name.encode("utf-8", "surrogatepass")
+        elif not isinstance(name, bytes):
+            continue
+        if isinstance(value, str):
+            value = value.encode("utf-8", "surrogatepass")
+        elif not isinstance(value, bytes):
+            continue
+        pairs.append((name.lower(), value))
+    return pairs

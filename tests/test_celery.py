@@ -1,0 +1,409 @@
+"""fapilog.celery: one trace from a request through its tasks, on a real Redis broker and real workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery, signals
+from celery.result import AsyncResult
+from fastapi import FastAPI
+
+import fapilog.celery
+from examples.broker import redis_server
+from fapilog import TraceIDMiddleware, bind_trace_headers, get_context, trace_headers
+from tests import celery_tasks
+from tests._servers import ROOT, json_lines, stop
+from tests._support import http_client
+
+TIMEOUT = 60.0  # seconds a result may take on a slow CI machine; a join, never an assertion
+LOAD = 200
+LOAD_CONCURRENCY = 20
+SHUTDOWN_NOTICE = "worker: Warm shutdown (MainProcess)"  # printed by Celery's signal handler, past logging
+POOLS = {"prefork": ["--concurrency", "2"], "threads": ["--concurrency", "8"], "solo": []}
+HEX32 = re.compile(r"[0-9a-f]{32}")
+HOSTILE_ID = "evil\r\nX-Injected: yes"
+HOSTILE_TRACESTATE = "hostile=" + "x" * 250 + "," + ",".join(f"k{i}=v" for i in range(12_000))  # > 100 kB
+W3C_TRACE = "0af7651916cd43dd8448eb211c80319c"
+W3C_PARENT = "b7ad6b7169203331"
+
+
+@dataclass
+class WorkerRun:
+    """What one worker wrote while it ran the exercise, and what the exercise knows."""
+
+    lines: list[str]
+    records: list[dict[str, Any]]
+    access: list[dict[str, Any]]  # the API's access records, in the test process
+    chain_w3c: tuple[str, str]  # task ids of A and B, under a client's traceparent
+    chain_plain: tuple[str, str]  # ... under a client's request id that is no W3C trace id
+    load: dict[str, str]  # task id -> the trace id its request answered with
+    failed: str
+    hostile: list[str]
+
+    def task_records(self, task_id: str) -> list[dict[str, Any]]:
+        return [record for record in self.records if record["logger"] == "fapilog.task" and record["task_id"] == task_id]
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[str]:
+    """A real redis-server for the session; skipped locally without one, a failure under CI."""
+    if shutil.which("redis-server") is None:
+        reason = "redis-server is not installed (Debian: apt-get install redis-server)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI must run the Celery tests")
+        pytest.skip(reason)
+    with tempfile.TemporaryDirectory() as directory, redis_server(Path(directory)) as url:
+        celery_tasks.app.conf.update(broker_url=url, result_backend=url)
+        yield url
+
+
+class _Captured(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(vars(record).copy())
+
+
+def _api() -> FastAPI:
+    """The web app: each endpoint enqueues a task while serving the request."""
+    api = FastAPI()
+
+    @api.post("/chain/{n}")
+    def chain(n: int) -> dict[str, str]:
+        return {"task_id": celery_tasks.a.delay(n).id}
+
+    @api.post("/work/{n}")
+    def work(n: int) -> dict[str, str]:
+        return {"task_id": celery_tasks.work.delay(n).id}
+
+    @api.post("/fail")
+    def fail() -> dict[str, str]:
+        return {"task_id": celery_tasks.fail.delay().id}
+
+    api.add_middleware(TraceIDMiddleware)
+    return api
+
+
+def _outcome(task_id: str) -> Any:
+    """Wait until the task with *task_id* is done; return its result (or exception)."""
+    return AsyncResult(task_id, app=celery_tasks.app).get(timeout=TIMEOUT, propagate=False)
+
+
+async def _exercise() -> dict[str, Any]:
+    """Send the requests and task messages of one worker run; wait for every result."""
+    async with http_client(_api()) as client:
+        traceparent = f"00-{W3C_TRACE}-{W3C_PARENT}-01"
+        w3c = await client.post("/chain/1", headers={"traceparent": traceparent, "tracestate": "vendor=v1"})
+        plain = await client.post("/chain/2", headers={"X-Request-ID": "order-42"})
+        failed = await client.post("/fail")
+        gate = asyncio.Semaphore(LOAD_CONCURRENCY)
+
+        async def one(n: int) -> tuple[str, str]:
+            async with gate:
+                response = await client.post(f"/work/{n}")
+            return response.json()["task_id"], response.headers["X-Request-ID"]
+
+        load = dict(await asyncio.gather(*(one(n) for n in range(100, 100 + LOAD))))
+    # Published outside any request: the worker must replace or generate the trace.
+    hostile = [
+        celery_tasks.work.apply_async((10,), headers={"X-Request-ID": HOSTILE_ID, "traceparent": "00-junk"}).id,
+        celery_tasks.work.apply_async((11,), headers={"traceparent": f"00-{W3C_TRACE}-{W3C_PARENT}-01", "tracestate": HOSTILE_TRACESTATE}).id,
+        celery_tasks.work.apply_async((12,), headers={"X-Request-ID": 12345, "baggage": ["not", "text"]}).id,
+        celery_tasks.work.apply_async((13,)).id,
+    ]
+
+    def chain_ids(response_task_id: str) -> tuple[str, str]:
+        b_id: str = _outcome(response_task_id)
+        _outcome(b_id)
+        return response_task_id, b_id
+
+    for task_id in [*load, *hostile]:
+        _outcome(task_id)
+    failed_id = failed.json()["task_id"]
+    _outcome(failed_id)
+    return {
+        "chain_w3c": chain_ids(w3c.json()["task_id"]),
+        "chain_plain": chain_ids(plain.json()["task_id"]),
+        "load": load,
+        "failed": failed_id,
+        "hostile": hostile,
+    }
+
+
+@contextlib.contextmanager
+def _worker(module: str, *options: str, broker: str) -> Iterator[list[str]]:
+    """Run ``celery -A module worker`` on *broker*; yield the list its lines go into once it stopped.
+
+    Stopped by SIGTERM to its pid: a warm shutdown, tasks finished first.
+    """
+    command = [sys.executable, "-m", "celery", "-A", module, "worker", *options]
+    command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    with tempfile.TemporaryFile() as out:
+        process = subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", celery_tasks.BROKER_ENV: broker},
+            start_new_session=True,
+        )
+        lines: list[str] = []
+        try:
+            yield lines
+        finally:
+            stop(process, signal.SIGTERM, group=False)  # to the main process, as a container stop does
+            out.seek(0)
+            lines += out.read().decode("utf-8", "replace").splitlines()
+
+
+@pytest.fixture(scope="module", params=list(POOLS))
+def worker_run(request: pytest.FixtureRequest, broker: str) -> WorkerRun:
+    """Run ``celery -A tests.celery_worker worker`` with one pool kind through the whole exercise."""
+    pool: str = request.param
+    captured = _Captured()
+    access_logger = logging.getLogger("fapilog.access")
+    access_logger.addHandler(captured)
+    access_logger.setLevel(logging.INFO)
+    try:
+        with _worker("tests.celery_worker", "--pool", pool, *POOLS[pool], "--hostname", f"{pool}@fapilog", broker=broker) as lines:
+            exercised = asyncio.run(_exercise())
+    finally:
+        access_logger.removeHandler(captured)
+    records, _ = json_lines(lines)
+    return WorkerRun(lines=lines, records=records, access=captured.records, **exercised)
+
+
+def test_a_worker_without_fapilogs_logging_keeps_celerys_own(broker: str) -> None:
+    """instrument() alone changes no logging: Celery's banner and text lines, as before."""
+    options = ("--pool", "solo", "-l", "INFO", "--hostname", "plain@fapilog")
+    with _worker("tests.celery_tasks", *options, broker=broker) as lines:
+        # A task the worker ran is a join: by then its startup lines are written.
+        assert _outcome(celery_tasks.work.delay(1).id) == 1
+    output = "\n".join(lines)
+    assert "[queues]" in output  # the banner
+    assert "plain@fapilog ready." in output
+    records, text = json_lines(output.splitlines())
+    assert records == [] and len(text) > 10
+
+
+def _about(record: dict[str, Any]) -> str | None:
+    """Return the id of the task a worker line is about, if it names one."""
+    if record["logger"] == "fapilog.task":
+        task_id: str = record["task_id"]
+        return task_id
+    data = record.get("data")
+    return data.get("id") if isinstance(data, dict) else None
+
+
+def test_every_worker_line_is_json_except_celerys_own_shutdown_notice(worker_run: WorkerRun) -> None:
+    """With configure_logging() in the worker module, a plain ``celery worker`` writes only JSON lines."""
+    _, text = json_lines(worker_run.lines)
+    assert text == ["", SHUTDOWN_NOTICE]  # safe_say() prints a blank line first
+    assert any(record["message"].endswith("ready.") for record in worker_run.records)
+
+
+def test_request_and_its_tasks_share_one_trace_and_the_retried_task_is_a_child_of_its_cause(
+    worker_run: WorkerRun,
+) -> None:
+    """Request -> A -> B (fails once, retries): one trace id; A names the request's span, B names A's."""
+    a_id, b_id = worker_run.chain_w3c
+    (request,) = [record for record in worker_run.access if record["path"] == "/chain/1"]
+    assert request["trace_id"] == W3C_TRACE
+    (a,) = worker_run.task_records(a_id)
+    b_runs = sorted(worker_run.task_records(b_id), key=lambda run: run["retries"])  # two pool processes may race
+    assert [(run["state"], run["retries"]) for run in b_runs] == [("RETRY", 0), ("SUCCESS", 1)]
+    assert a["state"] == "SUCCESS"
+    assert a["parent_span_id"] == request["span_id"]
+    assert [run["parent_span_id"] for run in b_runs] == [a["span_id"], a["span_id"]]
+    spans = {request["span_id"], a["span_id"], *(run["span_id"] for run in b_runs)}
+    assert len(spans) == 4  # every run is its own span
+    about_chain = [record for record in worker_run.records if _about(record) in (a_id, b_id) or record.get("n") == 1]
+    executing = [record for record in about_chain if record["logger"] != "celery.worker.strategy"]
+    assert {record["trace_id"] for record in executing} == {W3C_TRACE}
+    messages = [record["message"] for record in executing]
+    assert "task a 1" in messages and "task b 1 attempt 0" in messages and "task b 1 attempt 1" in messages
+    assert any(" retry: " in message for message in messages)
+    (printed,) = [record for record in worker_run.records if record["message"] == "task a 1 printed"]
+    assert printed["logger"] == "celery.redirected" and printed["trace_id"] == W3C_TRACE
+    assert sum(" succeeded in " in message for message in messages) == 2
+
+
+def test_trace_id_that_is_no_w3c_id_travels_in_the_request_id_header(worker_run: WorkerRun) -> None:
+    """A client's request id is the trace id of every task it causes; no traceparent, so no parent spans."""
+    a_id, b_id = worker_run.chain_plain
+    runs = worker_run.task_records(a_id) + worker_run.task_records(b_id)
+    assert [(run["trace_id"], run["parent_span_id"]) for run in runs] == [("order-42", None)] * 3
+    own = [record for record in worker_run.records if record.get("n") == 2]
+    assert len(own) == 3 and {record["trace_id"] for record in own} == {"order-42"}
+
+
+def test_200_tasks_from_200_concurrent_requests_carry_exactly_their_requests_trace(worker_run: WorkerRun) -> None:
+    """Every line about a task, Celery's and the task's own, has the trace id its request answered with."""
+    expected = worker_run.load
+    by_n = {n: trace for n, trace in zip(range(100, 100 + LOAD), expected.values(), strict=True)}
+    checked = wrong = 0
+    for record in worker_run.records:
+        task_id = _about(record)
+        if record["logger"] == "celery.worker.strategy":
+            continue  # the consumer's "received" line, before the task is taken up (see below)
+        if task_id in expected:
+            checked += 1
+            wrong += record["trace_id"] != expected[task_id]
+        elif record.get("n") in by_n:
+            checked += 1
+            wrong += record["trace_id"] != by_n[record["n"]]
+    assert wrong == 0
+    assert checked == 3 * LOAD  # the task's own line, Celery's "succeeded" line, the fapilog.task record
+    assert len(set(expected.values())) == LOAD
+    assert all(record["state"] == "SUCCESS" for task_id in expected for record in worker_run.task_records(task_id))
+
+
+def test_a_task_never_finds_the_previous_tasks_context(worker_run: WorkerRun) -> None:
+    """Before fapilog binds a run, the process, thread or greenlet holds no trace; nor does the consumer's line."""
+    probes = [record for record in worker_run.records if record.get("probe")]
+    runs = [record for record in worker_run.records if record["logger"] == "fapilog.task"]
+    assert len(probes) == len(runs) == 2 * 3 + LOAD + 1 + 4
+    assert {record["trace_id"] for record in probes} == {None}
+    received = [record for record in worker_run.records if record["logger"] == "celery.worker.strategy"]
+    assert len(received) == len(runs)
+    assert {record["trace_id"] for record in received} == {None}
+
+
+def test_a_failing_task_is_logged_once_and_celerys_traceback_line_carries_its_trace(worker_run: WorkerRun) -> None:
+    """The failure record and Celery's error line with the traceback share the task's trace id."""
+    (run,) = worker_run.task_records(worker_run.failed)
+    assert run["state"] == "FAILURE" and run["retries"] == 0
+    (error,) = [r for r in worker_run.records if r["level"] == "ERROR" and _about(r) == worker_run.failed]
+    assert error["trace_id"] == run["trace_id"]
+    assert "ValueError: fails always" in error["exception"]
+
+
+def test_hostile_task_headers_run_with_a_clean_trace_and_never_reach_a_line(worker_run: WorkerRun) -> None:
+    """Hostile id, broken traceparent, 100 kB tracestate, odd values, no headers: each task runs, traced."""
+    runs = [worker_run.task_records(task_id) for task_id in worker_run.hostile]
+    assert [[run["state"] for run in task_runs] for task_runs in runs] == [["SUCCESS"]] * 4
+    traces = [task_runs[0]["trace_id"] for task_runs in runs]
+    assert traces[1] == W3C_TRACE  # a valid traceparent is adopted; its tracestate is discarded whole
+    generated = [traces[0], traces[2], traces[3]]
+    assert all(HEX32.fullmatch(trace) for trace in generated) and len(set(generated)) == 3
+    everything = "\n".join(worker_run.lines)
+    assert "evil" not in everything and "Injected" not in everything and "hostile=" not in everything
+    warnings = [record for record in worker_run.records if record["logger"] == "fapilog.incoming"]
+    assert [record["trace_id"] for record in warnings] == [traces[0]]
+
+
+# In the caller's own thread: task.apply() and task_always_eager, no broker needed.
+
+
+def test_apply_runs_as_a_child_of_the_callers_trace_and_gives_the_context_back(
+    records: list[logging.LogRecord],
+) -> None:
+    bind_trace_headers({"traceparent": f"00-{W3C_TRACE}-{W3C_PARENT}-01", "baggage": "tenant=blue"})
+    caller = get_context()
+    headers = trace_headers()
+    inside = celery_tasks.context.apply().get()
+    assert inside["trace_id"] == W3C_TRACE
+    assert inside["span_id"] not in (None, caller["span_id"])
+    assert get_context() == caller and trace_headers() == headers
+    (run,) = [record for record in records if record.name == "fapilog.task"]
+    assert (run.trace_id, run.span_id, run.parent_span_id, run.state) == (  # type: ignore[attr-defined]
+        W3C_TRACE,
+        inside["span_id"],
+        caller["span_id"],
+        "SUCCESS",
+    )
+
+
+def test_eager_task_outside_a_trace_gets_a_new_one_and_leaves_no_context(records: list[logging.LogRecord]) -> None:
+    celery_tasks.app.conf.task_always_eager = True
+    try:
+        inside = celery_tasks.context.delay().get()
+    finally:
+        celery_tasks.app.conf.task_always_eager = False
+    assert HEX32.fullmatch(inside["trace_id"])
+    assert get_context()["trace_id"] is None
+    (run,) = [record for record in records if record.name == "fapilog.task"]
+    assert run.trace_id == inside["trace_id"] and run.parent_span_id is None  # type: ignore[attr-defined]
+
+
+def test_eager_failure_and_retry_are_logged_and_the_caller_keeps_its_context(records: list[logging.LogRecord]) -> None:
+    bind_trace_headers({"X-Request-ID": "caller-1"})
+    caller = get_context()
+    assert celery_tasks.fail.apply().state == "FAILURE"
+    assert celery_tasks.b.apply((5,)).get() == 5
+    assert get_context() == caller
+    runs = [(r.state, r.retries, r.trace_id) for r in records if r.name == "fapilog.task"]  # type: ignore[attr-defined]
+    assert runs == [("FAILURE", 0, "caller-1"), ("RETRY", 0, "caller-1"), ("SUCCESS", 1, "caller-1")]
+
+
+def test_publishing_puts_the_trace_into_the_message_headers_and_keeps_a_foreign_traceparent() -> None:
+    """Inside a trace, a published message carries trace_headers(); someone else's traceparent stays."""
+    app = fapilog.celery.instrument(Celery("publisher", broker="memory://"), header_name="X-Trace")
+    seen: list[dict[str, Any]] = []
+
+    def after(headers: dict[str, Any], **_: Any) -> None:  # connected after fapilog's receiver
+        seen.append(dict(headers))
+
+    signals.before_task_publish.connect(after, weak=False)
+    try:
+        app.send_task("outside")
+        bind_trace_headers({"traceparent": f"00-{W3C_TRACE}-{W3C_PARENT}-01", "tracestate": "v=1"})
+        app.send_task("inside")
+        foreign = f"00-{W3C_TRACE}-{'1' * 16}-00"
+        app.send_task("foreign", headers={"traceparent": foreign})
+    finally:
+        signals.before_task_publish.disconnect(after)
+    outside, inside, kept = seen
+    assert not {"X-Trace", "X-Request-ID", "traceparent", "tracestate"} & set(outside)
+    assert inside["traceparent"] == f"00-{W3C_TRACE}-{get_context()['span_id']}-01"
+    assert inside["tracestate"] == "v=1" and inside["X-Trace"] == W3C_TRACE
+    assert kept["traceparent"] == foreign
+
+
+def test_a_task_of_an_app_fapilog_does_not_instrument_runs_in_the_callers_context(
+    records: list[logging.LogRecord],
+) -> None:
+    other = Celery("other")
+
+    @other.task
+    def seen() -> str | None:
+        return get_context()["trace_id"]
+
+    bind_trace_headers({"X-Request-ID": "caller-2"})
+    assert seen.apply().get() == "caller-2"
+    assert [record for record in records if record.name == "fapilog.task"] == []
+
+
+def test_with_the_task_log_off_no_record_is_built_and_the_context_still_comes_back(
+    records: list[logging.LogRecord],
+) -> None:
+    logging.getLogger("fapilog.task").setLevel(logging.WARNING)
+    try:
+        bind_trace_headers({"X-Request-ID": "caller-3"})
+        caller = get_context()
+        assert celery_tasks.context.apply().get()["trace_id"] == "caller-3"
+    finally:
+        logging.getLogger("fapilog.task").setLevel(logging.NOTSET)
+    assert get_context() == caller
+    assert [record for record in records if record.name == "fapilog.task"] == []
+
+
+def test_instrument_rejects_a_header_name_that_is_no_http_token() -> None:
+    with pytest.raises(ValueError, match="header_name"):
+        fapilog.celery.instrument(Celery("bad"), header_name="bad header")

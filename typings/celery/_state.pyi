@@ -1,0 +1,3 @@
+from celery.app.task import Task
+
+def get_current_task() -> Task | None: ...
