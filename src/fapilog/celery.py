@@ -69,7 +69,7 @@ def instrument(app: Celery, *, header_name: str = DEFAULT_HEADER_NAME) -> Celery
     Celery keeps that setup instead of installing its own, and skips its text
     banner. Instrumenting again only changes the header name.
     """
-    global _published_names  # noqa: PLW0603  # rebuilt here, read per message
+    global _published_names  # rebuilt here, read per message
     TraceReader(header_name=header_name)  # checks the name: a ValueError for a bad one
     _header_names[app] = header_name
     _published_names = tuple(dict.fromkeys(_header_names.values()))
