@@ -7,10 +7,12 @@ absolute figures drift.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import logging
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 Batch = Callable[[int], object]
@@ -46,6 +48,21 @@ class NullStream:
 
     def flush(self) -> None:
         pass
+
+
+@contextlib.contextmanager
+def only_to(name: str, handler: logging.Handler) -> Iterator[None]:
+    """Send logger *name*'s INFO records only to *handler* for the block; then restore it."""
+    logger = logging.getLogger(name)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+        logger.propagate = True
 
 
 def measure(cases: Mapping[str, Batch], *, number: int, rounds: int) -> dict[str, Timing]:

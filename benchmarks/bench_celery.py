@@ -20,7 +20,7 @@ from celery import Celery
 from celery.app.task import Task
 
 import fapilog.celery
-from benchmarks._timing import Batch, NullStream, Timing, Verdict, measure, report
+from benchmarks._timing import Batch, NullStream, Timing, Verdict, measure, only_to, report
 from fapilog import JsonFormatter, bind_trace_headers, clear_context
 from fapilog.celery import _end, _publish, _start
 
@@ -103,21 +103,17 @@ def run(rounds: int) -> list[Verdict]:
             number=5_000,
             rounds=rounds,
         )
-        task_log.setLevel(logging.INFO)
-        task_log.propagate = False
-        task_log.addHandler(handler)
-        logged = measure(
-            {
-                "worker: Celery request alone": _worker_batch(work, None, our_headers),
-                "worker: fapilog, task record on (JSON)": _worker_batch(work, ours, our_headers),
-            },
-            number=5_000,
-            rounds=rounds,
-        )
+        with only_to("fapilog.task", handler):
+            logged = measure(
+                {
+                    "worker: Celery request alone": _worker_batch(work, None, our_headers),
+                    "worker: fapilog, task record on (JSON)": _worker_batch(work, ours, our_headers),
+                },
+                number=5_000,
+                rounds=rounds,
+            )
     finally:
-        task_log.removeHandler(handler)
         task_log.setLevel(logging.NOTSET)
-        task_log.propagate = True
         clear_context()
         correlation_id.set(None)
     base = timings["worker: Celery request alone"]

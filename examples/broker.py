@@ -13,7 +13,8 @@ READY_ATTEMPTS = 200  # polls, READY_INTERVAL apart: 10 s for a slow machine
 READY_INTERVAL = 0.05
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """Return a port that was free on 127.0.0.1 a moment ago."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -31,7 +32,7 @@ def _answers_ping(port: int) -> bool:
 @contextlib.contextmanager
 def redis_server(directory: Path) -> Iterator[str]:
     """Run ``redis-server`` in *directory*, nothing persisted; yield its URL; stop it by its pid."""
-    port = _free_port()
+    port = free_port()
     command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     process = subprocess.Popen(
         [*command, "--dir", str(directory)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from examples.broker import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 READY_ATTEMPTS = 300  # polls, READY_INTERVAL apart: a slow CI machine gets 30 s
 READY_INTERVAL = 0.1
@@ -30,14 +32,6 @@ class Run:
     lines: list[str]  # stdout then stderr
     stdout: list[str]
     result: list[Any]
-
-
-def free_port() -> int:
-    """Return a port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:

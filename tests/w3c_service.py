@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request
 
+from examples.broker import free_port
 from fapilog import TraceIDMiddleware
 from fapilog.httpx import instrument
 
@@ -45,13 +46,6 @@ async def follow(request: Request) -> dict[str, int]:
 app = TraceIDMiddleware(api)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _wait_until_listening(port: int) -> None:
     for _ in range(200):  # bounded: 20 s at most
         with socket.socket() as sock:
@@ -63,7 +57,7 @@ def _wait_until_listening(port: int) -> None:
 
 def run_suite(suite: Path, parser: str) -> tuple[int, int, str]:
     """Serve this app under uvicorn with *parser*, run the suite at it; return (passed, ran, output)."""
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "tests.w3c_service:app", "--http", parser, "--port", str(port)],
         stdout=subprocess.DEVNULL,
@@ -71,7 +65,7 @@ def run_suite(suite: Path, parser: str) -> tuple[int, int, str]:
     )
     try:
         _wait_until_listening(port)
-        env = {**os.environ, "STRICT_LEVEL": "2", "SPEC_LEVEL": "2", "HARNESS_PORT": str(_free_port())}
+        env = {**os.environ, "STRICT_LEVEL": "2", "SPEC_LEVEL": "2", "HARNESS_PORT": str(free_port())}
         result = subprocess.run(
             [sys.executable, "test.py", f"http://127.0.0.1:{port}/test"],
             cwd=suite,

@@ -40,8 +40,9 @@ _UID: Final = "fapilog.celery"
 _TRACE_HEADERS: Final = ("traceparent", "tracestate", "baggage")
 _now: Final = time.perf_counter
 
-# The instrumented apps and their header names (apps live as long as their process).
-_header_names: dict[Celery, str] = {}
+# The instrumented apps and the headers a message carries to them, their own
+# header name first (apps live as long as their process).
+_header_names: dict[Celery, tuple[str, ...]] = {}
 _published_names: tuple[str, ...] = ()  # every name above once: a message may reach any app's worker
 
 
@@ -71,8 +72,8 @@ def instrument(app: Celery, *, header_name: str = DEFAULT_HEADER_NAME) -> Celery
     """
     global _published_names  # rebuilt here, read per message
     TraceReader(header_name=header_name)  # checks the name: a ValueError for a bad one
-    _header_names[app] = header_name
-    _published_names = tuple(dict.fromkeys(_header_names.values()))
+    _header_names[app] = (header_name, *_TRACE_HEADERS)
+    _published_names = tuple(dict.fromkeys(names[0] for names in _header_names.values()))
     signals.before_task_publish.connect(_publish, weak=False, dispatch_uid=_UID)
     signals.task_prerun.connect(_start, weak=False, dispatch_uid=_UID)
     signals.task_postrun.connect(_end, weak=False, dispatch_uid=_UID)
@@ -105,15 +106,16 @@ def _start(task: Task | None = None, **_: Any) -> None:
     Celery's signal dispatch logs a receiver's exception and goes on, so a
     failure here could never fail the task: it would run untraced.
     """
-    header_name = None if task is None else _header_names.get(task.app)
-    if task is None or header_name is None:
+    names = None if task is None else _header_names.get(task.app)
+    if task is None or names is None:
         return
+    header_name = names[0]
     request = task.request
     outer = current_model()
     if request.is_eager:  # in the caller's own thread: a child of the caller's trace
         carrier = outgoing_headers(outer, header_name, outer.span_id)
     else:  # the message's headers are attributes of the request
-        carrier = {name: value for name in (header_name, *_TRACE_HEADERS) if (value := getattr(request, name, None))}
+        carrier = {name: value for name in names if (value := getattr(request, name, None))}
     bind_trace_headers(carrier, header_name=header_name)
     _run.set(_Run(request.id, request.retries or 0, outer, _run.get(), _now()))
 
