@@ -11,7 +11,8 @@ the trace's flags, ``tracestate`` and ``baggage``, and logged once on
 ``fapilog.client`` — a failed call too — so a trace tree can be rebuilt from
 the logs. Headers the caller set, on the request or the client, are never
 overwritten: a ``traceparent`` set by someone else (OpenTelemetry's own
-instrumentation, say) is kept, and the record names its span.
+instrumentation, say) is kept, and the record names its span — also when
+that instrumentation sits inside fapilog's and replaces fapilog's header.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ _now: Final = time.perf_counter
 class _Call:
     """One outgoing request: its span, its headers and its record."""
 
-    __slots__ = ("parent_span_id", "request", "span_id", "start", "trace_id")
+    __slots__ = ("parent_span_id", "request", "sent", "span_id", "start", "trace_id")
 
     def __init__(self, request: httpx.Request, header_name: str) -> None:
         self.request = request
@@ -49,14 +50,15 @@ class _Call:
         self.trace_id = context.trace_id
         self.parent_span_id = context.span_id
         self.span_id: str | None = None
+        self.sent: str | None = None  # the traceparent as this wrapper passed the request on
         if self.trace_id is None:
             return
         headers = request.headers
         existing = headers.get("traceparent")
         if existing is not None and existing != request.extensions.get(_OURS):
             # Someone else propagates (OpenTelemetry, say): keep theirs, name their span.
-            parsed = parse_traceparent(existing.encode("latin-1", "replace"))
-            self.span_id = None if parsed is None else parsed[1]
+            self.span_id = _span_of(existing)
+            self.sent = existing
             for name, value in outgoing_headers(context, header_name, None).items():
                 if name not in headers:
                     headers[name] = value
@@ -66,12 +68,15 @@ class _Call:
         for name, value in outgoing_headers(context, header_name, self.span_id).items():
             if name == "traceparent" or name not in headers:
                 headers[name] = value
-        request.extensions[_OURS] = headers.get("traceparent")
+        self.sent = request.extensions[_OURS] = headers.get("traceparent")
 
     def log(self, status_code: int | None, error: BaseException | None = None) -> None:
         """Write the call's one ``fapilog.client`` record."""
         if not client_logger.isEnabledFor(logging.INFO):
             return
+        sent = self.request.headers.get("traceparent")
+        if sent is not None and sent != self.sent:  # replaced inside this wrapper (OpenTelemetry's own): its span
+            self.span_id = _span_of(sent)
         url = self.request.url
         where = printable(f"{url.scheme}://{url.netloc.decode('ascii', 'backslashreplace')}{url.path}", MAX_PATH_LENGTH)
         method = printable(self.request.method, MAX_METHOD_LENGTH)
@@ -89,6 +94,12 @@ class _Call:
         else:
             extra["error"] = type(error).__qualname__
             log_safely(client_logger, logging.INFO, "%s %s failed: %s", method, where, extra["error"], extra=extra)
+
+
+def _span_of(traceparent: str) -> str | None:
+    """Return the parent-id a ``traceparent`` names: the span of the call that sent it."""
+    parsed = parse_traceparent(traceparent.encode("latin-1", "replace"))
+    return None if parsed is None else parsed[1]
 
 
 class _Transport(httpx.BaseTransport):

@@ -6,12 +6,17 @@ has left: that response would carry no trace header and be logged with the
 wrong byte count. Like OpenTelemetry's FastAPI instrumentation, ``instrument``
 wraps the stack Starlette builds, so fapilog sees every response — 500s,
 the debug page, CORS preflights — exactly as it went over the wire.
+
+OpenTelemetry's FastAPI instrumentation wraps that stack too, and refuses a
+stack it did not find as Starlette built it: it goes first, and fapilog then
+takes its place just inside OpenTelemetry's middleware, where the server span
+is current and every response is still seen.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final, TypedDict, TypeVar, Unpack
+from typing import TYPE_CHECKING, Any, Final, TypedDict, TypeVar, Unpack
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -57,7 +62,13 @@ def instrument_app(app: AppT, **options: Unpack[TraceOptions]) -> AppT:
     middleware = TraceIDMiddleware(_not_built, **options)
 
     def build_with_trace() -> ASGIApp:
-        middleware.app = build()
+        stack = build()
+        otel: Any = getattr(stack, "app", None)  # OpenTelemetry's: ServerErrorMiddleware(OpenTelemetryMiddleware(...))
+        if type(otel).__name__ == "OpenTelemetryMiddleware" and type(otel).__module__.startswith("opentelemetry."):
+            middleware.app = otel.app
+            otel.app = middleware
+            return stack
+        middleware.app = stack
         return middleware
 
     setattr(build_with_trace, _MARK, True)

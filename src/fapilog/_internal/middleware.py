@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fapilog._internal.context import EMPTY_CONTEXT, bind_trace, clear_context, current_model, get_context, restore_model
 from fapilog._internal.ids import DEFAULT_HEADER_NAME, generate_trace_id, is_valid_request_id
 from fapilog._internal.incoming import REPLACED_MESSAGE, TraceReader
+from fapilog._internal.otel import current_span
 from fapilog._internal.records import MAX_METHOD_LENGTH, MAX_PATH_LENGTH, MAX_USER_AGENT_LENGTH, log_safely, printable
 
 __all__ = ["CONTEXT_ATTRIBUTE", "TraceIDMiddleware"]
@@ -132,6 +133,10 @@ class _Exchange:
         """Bind the incoming trace; align the request's id header with the one the response will carry."""
         self.start = _now()
         state, span_id, request_id, request_id_sent, user_agent, rejected, w3c = middleware._reader.read(scope["headers"])
+        otel = current_span(state)
+        if otel is not None:  # OpenTelemetry's instrumentation runs outside: its server span is this request's
+            state, span_id = otel
+            w3c = True
         trace_id = state.trace_id
         agent = None if user_agent is None else _agent(user_agent)
         bind_trace(trace_id, span_id, agent, state)

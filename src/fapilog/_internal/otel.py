@@ -1,0 +1,58 @@
+"""OpenTelemetry's current span, when its instrumentation runs outside fapilog.
+
+When OpenTelemetry's ASGI or FastAPI instrumentation wraps fapilog's
+middleware, its server span is current by the time fapilog binds. fapilog
+then takes that span's trace id, span id, sampling decision and
+``tracestate``, so every JSON line joins its span in the tracing backend.
+
+OpenTelemetry is never imported here: it is only read when something else
+already imported it, so without it a request costs one dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Final
+
+from fapilog._internal.context import SAMPLED, TraceState
+from fapilog._internal.incoming import RANDOM
+
+__all__ = ["current_span"]
+
+_KNOWN_FLAGS: Final = SAMPLED | RANDOM
+_logger: Final = logging.getLogger("fapilog.opentelemetry")
+_warned = False
+
+
+def current_span(incoming: TraceState) -> tuple[TraceState, str] | None:
+    """Return OpenTelemetry's current span as the trace to bind, and its span id; else ``None``.
+
+    The *incoming* parent-id is kept when the span continues that trace, and
+    its ``baggage`` always. No current span, a span context that is invalid,
+    or one that cannot be read: ``None``, and fapilog's own ids stand.
+    """
+    trace = sys.modules.get("opentelemetry.trace")
+    if trace is None:
+        return None
+    try:
+        context = trace.get_current_span().get_span_context()
+        if not context.is_valid:
+            return None
+        trace_id = f"{context.trace_id:032x}"
+        otel_span_id = f"{context.span_id:016x}"
+        flags = int(context.trace_flags) & _KNOWN_FLAGS
+        tracestate = context.trace_state.to_header() or None
+    except Exception:  # a broken tracer or span must not fail the request
+        _warn_once()
+        return None
+    parent = incoming.parent_span_id if incoming.trace_id == trace_id else None
+    return TraceState(trace_id, parent, flags, tracestate, incoming.baggage), otel_span_id
+
+
+def _warn_once() -> None:
+    """Say once per process that OpenTelemetry's span could not be read."""
+    global _warned  # noqa: PLW0603 - one flag per process is the point
+    if not _warned:
+        _warned = True
+        _logger.warning("Could not read OpenTelemetry's current span; fapilog uses its own ids", exc_info=True)
