@@ -112,8 +112,11 @@ def test_every_line_is_json_and_every_request_has_one_access_line(server: str, t
 
 
 def _assert_the_error_line_names_the_failing_request(parsed: list[dict[str, Any]]) -> None:
-    errors = [line for line in parsed if line["level"] == "ERROR"]
+    errors = [line for line in parsed if line["level"] == "ERROR" and line["logger"] != "fapilog.access"]
     assert errors, "the server logs the failing request"
+    failed_access = [line for line in parsed if line["logger"] == "fapilog.access" and line["status_code"] == 500]
+    assert failed_access, "the failing request has its access line"
+    assert {(line["level"], line["trace_id"]) for line in failed_access} == {("ERROR", "failing-3")}
     for line in errors:
         assert line["trace_id"] == "failing-3"
         assert "the endpoint failed on purpose" in line.get("exception", line["message"])

@@ -15,7 +15,7 @@ is current and every response is still seen.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final, TypedDict, TypeVar, Unpack
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -40,6 +40,8 @@ class TraceOptions(TypedDict, total=False):
     generator: Callable[[], str]
     trust_traceparent: bool
     sampled: bool
+    exclude_paths: Iterable[str]
+    access_level: Callable[[int], int]
 
 
 async def _not_built(scope: Scope, receive: Receive, send: Send) -> None:

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,7 +23,7 @@ from fapilog._internal.incoming import REPLACED_MESSAGE, TraceReader
 from fapilog._internal.otel import current_span
 from fapilog._internal.records import MAX_METHOD_LENGTH, MAX_PATH_LENGTH, MAX_USER_AGENT_LENGTH, log_safely, printable
 
-__all__ = ["CONTEXT_ATTRIBUTE", "TraceIDMiddleware"]
+__all__ = ["CONTEXT_ATTRIBUTE", "TraceIDMiddleware", "level_by_status"]
 
 CONTEXT_ATTRIBUTE: Final = "__fapilog_context__"
 """Set on an exception escaping a request: its context, for the server's error log."""
@@ -35,6 +35,18 @@ _TRACERESPONSE: Final = b"traceresponse"
 _FLAGS_TEXT: Final = ("-00", "-01", "-02", "-03")  # by the known flags, sampled and random
 
 access_logger: Final = logging.getLogger("fapilog.access")
+
+
+def level_by_status(status: int) -> int:
+    """Return the default level of an access record: ``ERROR`` for 5xx, ``WARNING`` for 4xx, else ``INFO``."""
+    if status >= 500:
+        return logging.ERROR
+    if status >= 400:
+        return logging.WARNING
+    return logging.INFO
+
+
+
 _logger: Final = logging.getLogger("fapilog.middleware")
 _now: Final = time.perf_counter
 
@@ -48,6 +60,11 @@ class TraceIDMiddleware:
     valid request id in *header_name* (else the trace id) and a W3C
     ``traceresponse``; the app sees that same id in its request headers.
     A new trace is sampled when *sampled*; an adopted one keeps its flags.
+
+    The access record of a successful (below 400) request to one of
+    *exclude_paths* — exact paths, or prefixes ending in ``*`` — is left out;
+    the context is bound all the same. *access_level* maps a status to the
+    access record's level (default: ``level_by_status``).
     """
 
     def __init__(
@@ -59,6 +76,8 @@ class TraceIDMiddleware:
         generator: Callable[[], str] = generate_trace_id,
         trust_traceparent: bool = True,
         sampled: bool = True,
+        exclude_paths: Iterable[str] = (),
+        access_level: Callable[[int], int] = level_by_status,
     ) -> None:
         self._reader = TraceReader(  # checks the options: a ValueError for a bad one
 
@@ -71,6 +90,8 @@ class TraceIDMiddleware:
         self.app = app
         self.header_name = header_name
         self._reply_names = frozenset({self._reader.header_key, _TRACERESPONSE})
+        self._quiet_paths, self._quiet_prefixes = _excluded(exclude_paths)
+        self._access_level = _checked_level(access_level)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Bind the context, run the app, log the access record, clear the context."""
@@ -97,6 +118,32 @@ class TraceIDMiddleware:
                 restore_model(outer)
 
 
+def _excluded(paths: Iterable[str]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """Split *paths* into exact paths and prefixes; a ``ValueError`` for one that can never match."""
+    if isinstance(paths, str):
+        raise ValueError(f"exclude_paths must be a collection of paths, got the string {paths!r}")
+    exact: set[str] = set()
+    prefixes: list[str] = []
+    entries: Iterable[object] = paths  # untyped callers may pass anything
+    for path in entries:
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ValueError(f"exclude_paths entries must be paths starting with '/', got {path!r}")
+        if path.endswith("*"):
+            prefixes.append(path[:-1])
+        else:
+            exact.add(path)
+    return frozenset(exact), tuple(prefixes)
+
+
+def _checked_level(access_level: Callable[[int], int]) -> Callable[[int], int]:
+    """Return *access_level* once it maps statuses to logging levels; a ``ValueError`` otherwise."""
+    for status in (200, 404, 500):
+        level = access_level(status)
+        if type(level) is not int:
+            raise ValueError(f"access_level must map a status code to a logging level (an int), got {level!r} for {status}")
+    return access_level
+
+
 def _agent(user_agent: bytes) -> str:
     """Return the user agent as bound and logged: UTF-8, the rest escaped, printable ASCII, bounded."""
     if user_agent.isascii():  # the usual case, at ASCII decoding's speed
@@ -120,6 +167,7 @@ class _Exchange:
         "_send",
         "disconnected",
         "logged",
+        "middleware",
         "parent_span_id",
         "req_bytes",
         "request_id",
@@ -155,6 +203,7 @@ class _Exchange:
             reply.append((_TRACERESPONSE, f"00-{trace_id}-{span_id}{_FLAGS_TEXT[state.flags]}".encode("latin-1")))
         if rejected:
             log_safely(_logger, logging.WARNING, REPLACED_MESSAGE, middleware.header_name, trace_id)
+        self.middleware = middleware
         self.scope = scope
         self._receive = receive
         self._send = send
@@ -217,13 +266,24 @@ class _Exchange:
             self._complete(STATUS_CLIENT_CLOSED if self.disconnected else STATUS_FAILED)
 
     def _complete(self, status: int | None) -> None:
-        """Write the one access record, with the response's measurements."""
+        """Write the one access record, with the response's measurements, unless its path is excluded."""
         self.logged = True
-        if access_logger.isEnabledFor(logging.INFO):
+        middleware = self.middleware
+        code = STATUS_FAILED if status is None else status
+        scope = self.scope
+        raw_path = scope["path"]
+        if code < 400 and (raw_path in middleware._quiet_paths or raw_path.startswith(middleware._quiet_prefixes)):
+            return
+        try:
+            level: object = middleware._access_level(code)
+        except Exception:
+            level = None
+        if type(level) is not int:  # a user's mapping must not fail the response
+            level = level_by_status(code)
+        if access_logger.isEnabledFor(level):
             latency_ms = (_now() - self.start) * 1000.0
-            scope = self.scope
             method = printable(scope["method"], MAX_METHOD_LENGTH)
-            path = printable(scope["path"], MAX_PATH_LENGTH)
+            path = printable(raw_path, MAX_PATH_LENGTH)
             extra = {
                 **get_context(),
                 "status_code": status,
@@ -235,4 +295,4 @@ class _Exchange:
                 "parent_span_id": self.parent_span_id,
                 "request_id": self.request_id,
             }
-            log_safely(access_logger, logging.INFO, "%s %s %s", method, path, status, extra=extra)
+            log_safely(access_logger, level, "%s %s %s", method, path, status, extra=extra)

@@ -1,0 +1,124 @@
+"""Access-log controls: excluded paths stay quiet while they succeed, and the level follows the status."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+
+import pytest
+from fastapi import FastAPI, Response
+
+from fapilog import TraceIDMiddleware, get_context, instrument_app
+from fapilog._internal.middleware import level_by_status
+from tests._support import access_records, http_client
+
+
+def _app(**options: Any) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/metrics/broken")
+    async def broken() -> None:
+        raise RuntimeError("the exporter failed")
+
+    @app.get("/health")
+    @app.get("/health/deep")
+    @app.get("/metrics/{name}")
+    @app.get("/orders")
+    async def ok(response: Response, status: int = 200) -> dict[str, Any]:
+        response.status_code = status
+        return {"trace_id": get_context()["trace_id"]}
+
+    return instrument_app(app, **options)
+
+
+def _logged(records: list[logging.LogRecord]) -> list[tuple[str, int, str]]:
+    return [(access["path"], access["status_code"], access["levelname"]) for access in access_records(records)]
+
+
+async def test_a_successful_excluded_path_is_not_logged_but_is_traced(records: list[logging.LogRecord]) -> None:
+    async with http_client(_app(exclude_paths=["/health", "/metrics/*"])) as client:
+        health = await client.get("/health", headers={"X-Request-ID": "probe-1"})
+        metrics = await client.get("/metrics/cpu")
+        redirect = await client.get("/metrics/cpu", params={"status": 302})
+    assert _logged(records) == []
+    assert health.json() == {"trace_id": "probe-1"} and health.headers["x-request-id"] == "probe-1"
+    assert metrics.json()["trace_id"] == metrics.headers["x-request-id"]
+    assert redirect.status_code == 302
+
+
+async def test_a_failing_excluded_path_is_logged_at_its_statuss_level(records: list[logging.LogRecord]) -> None:
+    async with http_client(_app(exclude_paths=["/health", "/metrics/*"]), raise_app_exceptions=False) as client:
+        await client.get("/health", params={"status": 503})
+        await client.get("/metrics/cpu", params={"status": 404})
+        await client.get("/metrics/broken")
+    assert _logged(records) == [
+        ("/health", 503, "ERROR"),
+        ("/metrics/cpu", 404, "WARNING"),
+        ("/metrics/broken", 500, "ERROR"),
+    ]
+
+
+async def test_only_the_exact_path_or_the_prefix_is_excluded(records: list[logging.LogRecord]) -> None:
+    async with http_client(_app(exclude_paths=["/health", "/metrics/*"])) as client:
+        for path in ("/health/deep", "/orders", "/metrics"):
+            await client.get(path)
+    assert _logged(records) == [("/health/deep", 200, "INFO"), ("/orders", 200, "INFO"), ("/metrics", 404, "WARNING")]
+
+
+async def test_levels_follow_the_status_by_default(records: list[logging.LogRecord]) -> None:
+    async with http_client(_app()) as client:
+        for status in (200, 302, 404, 499, 500, 503):
+            await client.get("/orders", params={"status": status})
+    assert [(status, level) for _, status, level in _logged(records)] == [
+        (200, "INFO"),
+        (302, "INFO"),
+        (404, "WARNING"),
+        (499, "WARNING"),
+        (500, "ERROR"),
+        (503, "ERROR"),
+    ]
+    assert [access.levelno for access in records if access.name == "fapilog.access"] == [20, 20, 30, 30, 40, 40]
+
+
+async def test_a_users_mapping_sets_the_level_and_one_that_fails_falls_back(records: list[logging.LogRecord]) -> None:
+    def quiet_404(status: int) -> int:
+        if status == 418:
+            raise KeyError(status)
+        if status == 451:
+            return cast(int, "not a level")
+        return logging.DEBUG if status == 404 else level_by_status(status)
+
+    async with http_client(_app(access_level=quiet_404)) as client:
+        for status in (404, 418, 451, 500):
+            response = await client.get("/orders", params={"status": status})
+            assert response.status_code == status
+    assert [(status, level) for _, status, level in _logged(records)] == [
+        (404, "DEBUG"),
+        (418, "WARNING"),
+        (451, "WARNING"),
+        (500, "ERROR"),
+    ]
+
+
+async def test_a_level_below_the_loggers_is_not_written(records: list[logging.LogRecord]) -> None:
+    logging.getLogger("fapilog.access").setLevel(logging.ERROR)
+    async with http_client(_app()) as client:
+        for status in (200, 404, 500):
+            await client.get("/orders", params={"status": status})
+    assert _logged(records) == [("/orders", 500, "ERROR")]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"exclude_paths": "/health"}, "a collection of paths, got the string '/health'"),
+        ({"exclude_paths": ["health"]}, "starting with '/', got 'health'"),
+        ({"exclude_paths": [b"/health"]}, "starting with '/', got b'/health'"),
+        ({"access_level": lambda status: "ERROR"}, "a logging level (an int), got 'ERROR' for 200"),
+    ],
+)
+def test_options_that_could_never_work_are_refused_at_startup(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        TraceIDMiddleware(FastAPI(), **options)
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        instrument_app(FastAPI(), **options)
