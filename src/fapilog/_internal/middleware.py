@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import Final
@@ -49,6 +50,7 @@ def level_by_status(status: int) -> int:
 
 _logger: Final = logging.getLogger("fapilog.middleware")
 _now: Final = time.perf_counter
+_modules: Final = sys.modules
 
 
 class TraceIDMiddleware:
@@ -91,7 +93,21 @@ class TraceIDMiddleware:
         self.header_name = header_name
         self._reply_names = frozenset({self._reader.header_key, _TRACERESPONSE})
         self._quiet_paths, self._quiet_prefixes = _excluded(exclude_paths)
+        self._quiet = bool(self._quiet_paths or self._quiet_prefixes)
         self._access_level = _checked_level(access_level)
+        self._levels: dict[int, int] = {}  # by status: the mapping runs once per status, not per request
+
+    def level_of(self, status: int) -> int:
+        """Return the access record's level for *status*; the default when the user's mapping fails."""
+        level = self._levels.get(status)
+        if level is None:
+            try:
+                mapped: object = self._access_level(status)
+            except Exception:
+                mapped = None
+            level = mapped if type(mapped) is int else level_by_status(status)  # never fail the response
+            self._levels[status] = level
+        return level
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Bind the context, run the app, log the access record, clear the context."""
@@ -181,10 +197,11 @@ class _Exchange:
         """Bind the incoming trace; align the request's id header with the one the response will carry."""
         self.start = _now()
         state, span_id, request_id, request_id_sent, user_agent, rejected, w3c = middleware._reader.read(scope["headers"])
-        otel = current_span(state)
-        if otel is not None:  # OpenTelemetry's instrumentation runs outside: its server span is this request's
-            state, span_id = otel
-            w3c = True
+        if _modules.get("opentelemetry.context") is not None:  # else OpenTelemetry is not even imported
+            otel = current_span(state)
+            if otel is not None:  # its instrumentation runs outside: its server span is this request's
+                state, span_id = otel
+                w3c = True
         trace_id = state.trace_id
         agent = None if user_agent is None else _agent(user_agent)
         bind_trace(trace_id, span_id, agent, state)
@@ -272,14 +289,10 @@ class _Exchange:
         code = STATUS_FAILED if status is None else status
         scope = self.scope
         raw_path = scope["path"]
-        if code < 400 and (raw_path in middleware._quiet_paths or raw_path.startswith(middleware._quiet_prefixes)):
-            return
-        try:
-            level: object = middleware._access_level(code)
-        except Exception:
-            level = None
-        if type(level) is not int:  # a user's mapping must not fail the response
-            level = level_by_status(code)
+        if middleware._quiet and code < 400:
+            if raw_path in middleware._quiet_paths or raw_path.startswith(middleware._quiet_prefixes):
+                return
+        level = middleware._levels.get(code) or middleware.level_of(code)
         if access_logger.isEnabledFor(level):
             latency_ms = (_now() - self.start) * 1000.0
             method = printable(scope["method"], MAX_METHOD_LENGTH)
