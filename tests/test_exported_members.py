@@ -47,6 +47,18 @@ def test_the_httpx_integration_exports_instrument() -> None:
     assert fapilog.httpx.__all__ == ["instrument"]
 
 
+def test_the_logger_and_sentry_bridges_export_one_name_each() -> None:
+    import fapilog.loguru
+    import fapilog.sentry
+    import fapilog.structlog
+
+    assert (fapilog.structlog.__all__, fapilog.loguru.__all__, fapilog.sentry.__all__) == (
+        ["merge_context"],
+        ["patcher"],
+        ["FapilogIntegration"],
+    )
+
+
 def test_fapilog_imports_from_a_source_tree_without_reading_package_metadata(tmp_path: Path) -> None:
     shutil.copytree(Path(fapilog.__file__).parent, tmp_path / "fapilog")
     probe = """
@@ -63,7 +75,10 @@ print(fapilog.__file__, fapilog.__version__)
 
 
 def test_optional_integrations_and_servers_are_not_imported_with_fapilog() -> None:
-    modules = "{'httpx', 'celery', 'kombu', 'uvicorn', 'fastapi', 'starlette.applications', 'starlette.routing', 'fapilog.log_config'}"
+    modules = (
+        "{'httpx', 'celery', 'kombu', 'uvicorn', 'fastapi', 'starlette.applications', 'starlette.routing',"
+        " 'fapilog.log_config', 'structlog', 'loguru', 'sentry_sdk', 'opentelemetry', 'orjson'}"
+    )
     probe = f"import sys, fapilog; print(sorted({modules} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -11,19 +11,17 @@ already imported it, so without it a request costs one dictionary lookup.
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Final
 
 from fapilog._internal.context import SAMPLED, TraceState
 from fapilog._internal.incoming import RANDOM
+from fapilog._internal.warn_once import warn_once
 
 __all__ = ["current_span"]
 
 _KNOWN_FLAGS: Final = SAMPLED | RANDOM
 _trace_state: Final = TraceState._make  # tuple.__new__: cheaper than the NamedTuple's own constructor
-_logger: Final = logging.getLogger("fapilog.opentelemetry")
-_warned = False
 
 
 def current_span(incoming: TraceState) -> tuple[TraceState, str] | None:
@@ -48,16 +46,8 @@ def current_span(incoming: TraceState) -> tuple[TraceState, str] | None:
         otel_span_id = context.span_id.to_bytes(8, "big").hex()
         flags = context.trace_flags & _KNOWN_FLAGS
         tracestate = context.trace_state.to_header() if context.trace_state else None
-    except Exception:  # a broken tracer or span must not fail the request
-        _warn_once()
+    except Exception as exc:  # a broken tracer or span must not fail the request
+        warn_once("opentelemetry", f"fapilog could not read OpenTelemetry's current span ({type(exc).__name__}); it uses its own ids")
         return None
     parent = incoming.parent_span_id if incoming.trace_id == trace_id else None
     return _trace_state((trace_id, parent, flags, tracestate, incoming.baggage)), otel_span_id
-
-
-def _warn_once() -> None:
-    """Say once per process that OpenTelemetry's span could not be read."""
-    global _warned  # noqa: PLW0603 - one flag per process is the point
-    if not _warned:
-        _warned = True
-        _logger.warning("Could not read OpenTelemetry's current span; fapilog uses its own ids", exc_info=True)

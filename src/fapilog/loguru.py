@@ -1,0 +1,56 @@
+"""loguru integration: the seven context fields in every record's ``extra``.
+
+Needs the ``loguru`` extra (``pip install fapilog[loguru]``)::
+
+    import sys
+    from loguru import logger
+    from fapilog.loguru import patcher
+
+    logger.configure(patcher=patcher)      # or: logger = logger.patch(patcher)
+    logger.remove()
+    logger.add(sys.stderr, serialize=True)  # or format="{time} {level} {extra[trace_id]} {message}"
+
+Every record's ``extra`` gets all seven keys, ``None`` when unknown, so
+``{extra[trace_id]}`` never fails outside a request; a key the call's own
+``extra``/``bind``/``contextualize`` set wins (and so does a default given to
+``configure(extra=...)``: give none for these keys). A record about an
+exception that escaped a request (a server's error line, routed to loguru)
+gets that request's context, as ``ContextFilter`` does. A record the patcher
+cannot enrich goes on unchanged, with one warning per process.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+from fapilog._internal.context import current_model
+from fapilog._internal.middleware import CONTEXT_ATTRIBUTE
+from fapilog._internal.warn_once import warn_once
+
+if TYPE_CHECKING:
+    from loguru import Record
+
+__all__ = ["patcher"]
+
+
+def patcher(record: Record) -> None:
+    """Put the seven context fields into *record*'s ``extra``; keys already there win."""
+    try:
+        fields: dict[str, Any] = current_model().__dict__
+        if fields["trace_id"] is None:  # outside a request; or a record about one that failed
+            fields = _escaped_context(record) or fields
+        record["extra"] = {**fields, **record["extra"]}
+    except Exception as exc:
+        warn_once(
+            "loguru",
+            f"fapilog.loguru.patcher could not add the request context ({type(exc).__name__}); records go on without it",
+        )
+
+
+def _escaped_context(record: Record) -> dict[str, Any] | None:
+    """Return the context of the request an exception escaped from, if *record* is about one."""
+    exception = record["exception"]
+    error = sys.exc_info()[1] if exception is None else exception.value
+    attached: dict[str, Any] | None = getattr(error, CONTEXT_ATTRIBUTE, None)
+    return attached

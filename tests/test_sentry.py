@@ -1,0 +1,199 @@
+"""fapilog.sentry: every event captured during a request carries that request's trace id."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import sentry_sdk
+from fastapi import FastAPI
+from sentry_sdk.envelope import Envelope
+from sentry_sdk.integrations import Integration
+from sentry_sdk.integrations.fastapi import FastApiIntegration
+from sentry_sdk.integrations.logging import LoggingIntegration
+from sentry_sdk.integrations.starlette import StarletteIntegration
+from sentry_sdk.transport import Transport
+from starlette.types import ASGIApp
+
+import fapilog.sentry
+from fapilog import TraceIDMiddleware, instrument_app
+from fapilog.sentry import FapilogIntegration
+from fapilog._internal.warn_once import warned
+from tests._support import ALL_NONE, access_records, http_client
+
+DSN = "http://public@127.0.0.1:1/1"  # never contacted: the transport keeps events in memory
+
+
+class _Recorder(Transport):
+    """A transport that keeps every event it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[dict[str, Any]] = []
+
+    def capture_envelope(self, envelope: Envelope) -> None:
+        event = envelope.get_event()
+        if event is not None:
+            self.events.append(dict(event))
+
+
+Init = Callable[..., list[dict[str, Any]]]
+
+
+@pytest.fixture
+def sentry_init() -> Iterator[Init]:
+    """Initialise Sentry with a recording transport; return its events. Uninitialise it after the test."""
+
+    def init(*integrations: Integration) -> list[dict[str, Any]]:
+        transport = _Recorder()
+        # No default integrations: they would patch logging and threads for the rest of the session.
+        sentry_sdk.init(dsn=DSN, transport=transport, default_integrations=False, integrations=list(integrations))
+        return transport.events
+
+    yield init
+    sentry_sdk.get_client().close()
+    sentry_sdk.get_global_scope().set_client(None)
+    warned.discard("sentry")
+
+
+def _app() -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/message")
+    async def message() -> str:
+        sentry_sdk.capture_message("stock low")
+        return "ok"
+
+    @app.get("/fail")
+    async def fail() -> str:
+        raise RuntimeError("payment failed")
+
+    return app
+
+
+def _integrations() -> list[Integration]:
+    return [StarletteIntegration(), FastApiIntegration(), FapilogIntegration()]
+
+
+def _fields(event: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
+    """Return what a Sentry user sees of fapilog on *event*: its trace_id tag and its fapilog context."""
+    return event.get("tags", {}).get("trace_id"), event.get("contexts", {}).get("fapilog")
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [instrument_app, TraceIDMiddleware],
+    ids=["sentry-outside-fapilog", "fapilog-outside-sentry"],
+)
+async def test_events_of_each_request_carry_its_trace_id_and_nothing_leaks_into_the_next(
+    sentry_init: Init, records: list[logging.LogRecord], wrap: Callable[[FastAPI], ASGIApp]
+) -> None:
+    events = sentry_init(*_integrations())
+    async with http_client(wrap(_app()), raise_app_exceptions=False) as client:
+        for n in (1, 2):
+            await client.get("/message", headers={"X-Request-ID": f"msg-{n}", "User-Agent": "shop/1"})
+            failed = await client.get("/fail", headers={"X-Request-ID": f"fail-{n}", "User-Agent": "shop/1"})
+            assert failed.status_code == 500
+    sentry_sdk.capture_message("after the requests")
+    spans = {access["trace_id"]: access["span_id"] for access in access_records(records)}
+    assert [(event.get("message"), _fields(event)) for event in events] == [
+        *(
+            (
+                message,
+                (
+                    request_id,
+                    {**ALL_NONE, "trace_id": request_id, "span_id": spans[request_id], "user_agent": "shop/1"},
+                ),
+            )
+            for n in (1, 2)
+            for message, request_id in (("stock low", f"msg-{n}"), (None, f"fail-{n}"))
+        ),
+        ("after the requests", (None, None)),
+    ]
+    failures = [event["exception"]["values"][-1] for event in events if "exception" in event]
+    assert [(value["type"], value["value"]) for value in failures] == [("RuntimeError", "payment failed")] * 2
+
+
+async def test_a_trace_id_tag_the_app_sets_wins(sentry_init: Init) -> None:
+    events = sentry_init(*_integrations())
+    app = FastAPI()
+
+    @app.get("/")
+    async def home() -> str:
+        sentry_sdk.set_tag("trace_id", "set-by-app")
+        sentry_sdk.capture_message("tagged")
+        return "ok"
+
+    async with http_client(instrument_app(app)) as client:
+        await client.get("/", headers={"X-Request-ID": "req-1"})
+    [event] = events
+    assert event["tags"]["trace_id"] == "set-by-app"
+    assert event["contexts"]["fapilog"]["trace_id"] == "req-1"
+
+
+async def test_a_client_without_the_integration_gets_no_fapilog_fields(sentry_init: Init) -> None:
+    sentry_init(*_integrations())  # the integration's processor is now installed in this process
+    events = sentry_init(StarletteIntegration(), FastApiIntegration())
+    async with http_client(instrument_app(_app())) as client:
+        await client.get("/message", headers={"X-Request-ID": "req-1"})
+    [event] = events
+    assert event["message"] == "stock low"
+    assert _fields(event) == (None, None)
+
+
+async def test_without_sentry_initialised_requests_and_captures_go_on_untouched(sentry_init: Init) -> None:
+    sentry_init(*_integrations())
+    sentry_sdk.get_client().close()
+    sentry_sdk.get_global_scope().set_client(None)
+    async with http_client(instrument_app(_app())) as client:
+        response = await client.get("/message", headers={"X-Request-ID": "req-1"})
+    assert (response.status_code, response.headers["X-Request-ID"]) == (200, "req-1")
+    assert sentry_sdk.capture_message("nobody listens") is None
+
+
+async def test_an_event_it_cannot_tag_goes_on_unchanged_with_one_warning(sentry_init: Init) -> None:
+    events = sentry_init(*_integrations())
+    app = FastAPI()
+
+    @app.get("/")
+    async def home() -> str:
+        for n in (1, 2):
+            sentry_sdk.capture_event({"message": f"odd {n}", "tags": "not a mapping"})  # type: ignore[typeddict-item]  # what a careless caller may pass
+        return "ok"
+
+    with pytest.warns(RuntimeWarning, match="could not tag an event") as caught:
+        async with http_client(instrument_app(app)) as client:
+            await client.get("/", headers={"X-Request-ID": "req-1"})
+    assert len(caught) == 1
+    assert [(event["message"], event["tags"]) for event in events] == [("odd 1", "not a mapping"), ("odd 2", "not a mapping")]
+
+
+def test_a_warning_turned_into_an_error_never_fails_the_capture(sentry_init: Init) -> None:
+    events = sentry_init(*_integrations())
+    fapilog.bind_context(trace_id="req-1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sentry_sdk.capture_event({"message": "odd", "tags": "not a mapping"})  # type: ignore[typeddict-item]  # as above
+    assert [event["message"] for event in events] == ["odd"]
+
+
+async def test_an_error_line_logged_about_an_escaped_exception_names_the_failed_request(
+    sentry_init: Init, records: list[logging.LogRecord]
+) -> None:
+    """A server that logs the traceback as text while handling the exception (granian) gets an event too."""
+    events = sentry_init(*_integrations(), LoggingIntegration(event_level=logging.ERROR))
+    async with http_client(instrument_app(_app())) as client:
+        try:
+            await client.get("/fail", headers={"X-Request-ID": "fail-1", "User-Agent": "probe/1"})
+        except RuntimeError:  # the exception reaches the server, here the test: it logs it, as text
+            logging.getLogger("granian").error("Application callable raised an exception: RuntimeError: payment failed")
+    [access] = access_records(records)
+    fields = {**ALL_NONE, "trace_id": "fail-1", "span_id": access["span_id"], "user_agent": "probe/1"}
+    assert [(event.get("logger"), _fields(event)) for event in events] == [
+        ("fapilog.access", ("fail-1", fields)),  # the access record at ERROR, logged within the request
+        (None, ("fail-1", fields)),  # Sentry's ASGI middleware: the exception itself
+        ("granian", ("fail-1", fields)),  # Sentry's logging integration: the server's line
+    ]
