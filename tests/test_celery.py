@@ -289,7 +289,8 @@ def test_a_failing_task_is_logged_once_and_celerys_traceback_line_carries_its_tr
     """The failure record and Celery's error line with the traceback share the task's trace id."""
     (run,) = worker_run.task_records(worker_run.failed)
     assert run["state"] == "FAILURE" and run["retries"] == 0
-    (error,) = [r for r in worker_run.records if r["level"] == "ERROR" and _about(r) == worker_run.failed]
+    (error,) = [r for r in worker_run.records if r["level"] == "ERROR" and r["logger"] != "fapilog.task" and _about(r) == worker_run.failed]
+    assert run["level"] == "ERROR"
     assert error["trace_id"] == run["trace_id"]
     assert "ValueError: fails always" in error["exception"]
 
@@ -348,8 +349,12 @@ def test_eager_failure_and_retry_are_logged_and_the_caller_keeps_its_context(rec
     assert celery_tasks.fail.apply().state == "FAILURE"
     assert celery_tasks.b.apply((5,)).get() == 5
     assert get_context() == caller
-    runs = [(r.state, r.retries, r.trace_id) for r in records if r.name == "fapilog.task"]  # type: ignore[attr-defined]
-    assert runs == [("FAILURE", 0, "caller-1"), ("RETRY", 0, "caller-1"), ("SUCCESS", 1, "caller-1")]
+    runs = [(r.state, r.retries, r.trace_id, r.levelname) for r in records if r.name == "fapilog.task"]  # type: ignore[attr-defined]
+    assert runs == [
+        ("FAILURE", 0, "caller-1", "ERROR"),
+        ("RETRY", 0, "caller-1", "WARNING"),
+        ("SUCCESS", 1, "caller-1", "INFO"),
+    ]
 
 
 def test_publishing_puts_the_trace_into_the_message_headers_and_keeps_a_foreign_traceparent() -> None:

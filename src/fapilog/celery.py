@@ -36,6 +36,8 @@ from fapilog._internal.records import MAX_PATH_LENGTH, log_safely, printable
 __all__ = ["instrument"]
 
 task_logger: Final = logging.getLogger("fapilog.task")
+# As the access log's levels: a failed run alerts like a 5xx, a retry warns like a 4xx.
+_LEVELS: Final = {"FAILURE": logging.ERROR, "RETRY": logging.WARNING}
 _UID: Final = "fapilog.celery"
 _TRACE_HEADERS: Final = ("traceparent", "tracestate", "baggage")
 _now: Final = time.perf_counter
@@ -126,9 +128,10 @@ def _end(task: Task | None = None, task_id: str | None = None, state: str | None
     if task is None or run is None or run.task_id != task_id:  # a task fapilog did not start
         return
     try:
-        if task_logger.isEnabledFor(logging.INFO):
+        outcome = state or "FAILURE"  # None: a BaseException ended the run
+        level = _LEVELS.get(outcome, logging.INFO)
+        if task_logger.isEnabledFor(level):
             name = printable(str(task.name), MAX_PATH_LENGTH)
-            outcome = state or "FAILURE"  # None: a BaseException ended the run
             task_id = printable(str(task_id), MAX_PATH_LENGTH)
             context = current_model()
             extra = {
@@ -140,7 +143,7 @@ def _end(task: Task | None = None, task_id: str | None = None, state: str | None
                 "retries": run.retries,
                 "latency_ms": (_now() - run.start) * 1000.0,
             }
-            log_safely(task_logger, logging.INFO, "%s[%s] %s", name, task_id, outcome, extra=extra)
+            log_safely(task_logger, level, "%s[%s] %s", name, task_id, outcome, extra=extra)
     finally:
         _run.set(run.enclosing)
         restore_model(run.outer)
