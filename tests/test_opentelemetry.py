@@ -224,6 +224,15 @@ async def test_without_a_current_span_fapilog_keeps_its_own_ids(
     assert response.headers["traceresponse"] == f"00-{TRACE_ID}-{context['span_id']}-01"
 
 
+async def test_an_invalid_current_span_leaves_fapilogs_ids() -> None:
+    with trace.use_span(trace.INVALID_SPAN):
+        async with http_client(TraceIDMiddleware(_fastapi_app())) as client:
+            response = await client.get("/work", headers=CALLER)
+    context = response.json()["context"]
+    assert context["trace_id"] == TRACE_ID and context["span_id"] != f"{0:016x}"
+    assert response.headers["traceresponse"] == f"00-{TRACE_ID}-{context['span_id']}-01"
+
+
 class _BrokenSpan(trace.NonRecordingSpan):
     """A span from a broken tracer: reading its context fails."""
 

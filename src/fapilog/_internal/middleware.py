@@ -197,8 +197,9 @@ class _Exchange:
         """Bind the incoming trace; align the request's id header with the one the response will carry."""
         self.start = _now()
         state, span_id, request_id, request_id_sent, user_agent, rejected, w3c = middleware._reader.read(scope["headers"])
-        if _modules.get("opentelemetry.context") is not None:  # else OpenTelemetry is not even imported
-            otel = current_span(state)
+        otel_context = _modules.get("opentelemetry.context")
+        if otel_context is not None:  # else OpenTelemetry is not even imported: one lookup per request
+            otel = current_span(otel_context, state)
             if otel is not None:  # its instrumentation runs outside: its server span is this request's
                 state, span_id = otel
                 w3c = True

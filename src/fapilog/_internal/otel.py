@@ -12,6 +12,7 @@ already imported it, so without it a request costs one dictionary lookup.
 from __future__ import annotations
 
 import sys
+from types import ModuleType
 from typing import Final
 
 from fapilog._internal.context import SAMPLED, TraceState
@@ -24,16 +25,14 @@ _KNOWN_FLAGS: Final = SAMPLED | RANDOM
 _trace_state: Final = TraceState._make  # tuple.__new__: cheaper than the NamedTuple's own constructor
 
 
-def current_span(incoming: TraceState) -> tuple[TraceState, str] | None:
+def current_span(otel_context: ModuleType, incoming: TraceState) -> tuple[TraceState, str] | None:
     """Return OpenTelemetry's current span as the trace to bind, and its span id; else ``None``.
 
-    The *incoming* parent-id is kept when the span continues that trace, and
+    *otel_context* is the ``opentelemetry.context`` module, already imported
+    by someone else. The *incoming* parent-id is kept when the span continues that trace, and
     its ``baggage`` always. No current span, a span context that is invalid,
     or one that cannot be read: ``None``, and fapilog's own ids stand.
     """
-    otel_context = sys.modules.get("opentelemetry.context")
-    if otel_context is None:
-        return None
     try:
         trace = sys.modules.get("opentelemetry.trace")
         current = otel_context.get_current()
