@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 
 from fapilog import JsonFormatter, bind_context
 from fapilog._internal.middleware import CONTEXT_ATTRIBUTE
+from fapilog._internal.schemas import Schema
+from tests._lines import RENAMED, SCHEMAS, fapilog_view, format_line
 from tests._support import ALL_NONE
 
 HOSTILE_TEXT = [
@@ -63,6 +65,14 @@ def render(record: logging.LogRecord) -> dict[str, Any]:
     return parsed
 
 
+def render_as(record: logging.LogRecord, schema: Schema) -> dict[str, Any]:
+    """Format *record* under *schema*, with json and with orjson (the same bytes), and read it back under fapilog's names."""
+    return fapilog_view(format_line(record, schema), schema)
+
+
+every_schema = pytest.mark.parametrize("schema", SCHEMAS)
+
+
 def test_a_record_has_timestamp_level_logger_message_and_the_seven_fields() -> None:
     record = make_record("hello %s", ("world",))
     record.created = 1_795_000_000.25
@@ -107,37 +117,45 @@ def test_an_extra_named_like_a_core_key_does_not_replace_it() -> None:
     assert (parsed["extra_level"], parsed["extra_timestamp"], parsed["extra_logger"]) == ("fake",) * 3
 
 
-def test_uvicorns_colour_duplicate_of_the_message_is_left_out() -> None:
-    parsed = render(make_record("GET / 200", color_message="\x1b[1mGET / 200\x1b[0m"))
+@every_schema
+def test_uvicorns_colour_duplicate_of_the_message_is_left_out(schema: Schema) -> None:
+    parsed = render_as(make_record("GET / 200", color_message="\x1b[1mGET / 200\x1b[0m"), schema)
     assert "color_message" not in parsed
+    assert parsed["message"] == "GET / 200"
 
 
+@every_schema
 @pytest.mark.parametrize("text", HOSTILE_TEXT)
-def test_hostile_text_round_trips_in_message_arguments_extras_and_user_agent(text: str) -> None:
-    parsed = render(make_record(text + " %s", (text,), note=text, user_agent=text))
+def test_hostile_text_round_trips_in_message_arguments_extras_and_user_agent(text: str, schema: Schema) -> None:
+    parsed = render_as(make_record(text + " %s", (text,), note=text, user_agent=text), schema)
     assert parsed["message"] == f"{text} {text}"
     assert parsed["note"] == text
     assert parsed["user_agent"] == text
 
 
-def test_bytes_are_written_as_text_with_invalid_utf8_escaped() -> None:
-    parsed = render(make_record("%s", (b"raw\n\xff",), payload=b"caf\xc3\xa9\xff", view=bytearray(b"x")))
+@every_schema
+def test_bytes_are_written_as_text_with_invalid_utf8_escaped(schema: Schema) -> None:
+    parsed = render_as(make_record("%s", (b"raw\n\xff",), payload=b"caf\xc3\xa9\xff", view=bytearray(b"x")), schema)
     assert parsed["message"] == "b'raw\\n\\xff'"
     assert parsed["payload"] == "caf\u00e9\\xff"
     assert parsed["view"] == "x"
 
 
-def test_objects_without_a_json_form_are_written_as_their_text() -> None:
-    parsed = render(make_record("%s", (NoJson(),), obj=NoJson(), nested={"k": NoJson(), "s": {1, 2}.__class__}))
+@every_schema
+def test_objects_without_a_json_form_are_written_as_their_text(schema: Schema) -> None:
+    parsed = render_as(
+        make_record("%s", (NoJson(),), obj=NoJson(), nested={"k": NoJson(), "s": {1, 2}.__class__}), schema
+    )
     assert parsed["message"] == "NoJson()"
     assert parsed["obj"] == "NoJson()"
     assert parsed["nested"] == {"k": "NoJson()", "s": "<class 'set'>"}
 
 
-def test_values_json_rejects_outright_degrade_to_text_field_by_field() -> None:
+@every_schema
+def test_values_json_rejects_outright_degrade_to_text_field_by_field(schema: Schema) -> None:
     circular: list[Any] = []
     circular.append(circular)
-    parsed = render(
+    parsed = render_as(
         make_record(
             nan=float("nan"),
             inf=math.inf,
@@ -146,7 +164,8 @@ def test_values_json_rejects_outright_degrade_to_text_field_by_field() -> None:
             huge=10 ** (sys.get_int_max_str_digits() + 1),
             broken=Unprintable(),
             fine="still here",
-        )
+        ),
+        schema,
     )
     assert parsed["nan"] == "nan"
     assert parsed["inf"] == "inf"
@@ -157,25 +176,28 @@ def test_values_json_rejects_outright_degrade_to_text_field_by_field() -> None:
     assert parsed["fine"] == "still here"
 
 
-def test_arguments_that_do_not_fit_the_message_keep_the_record() -> None:
-    parsed = render(make_record("%d items for %s", ("many",)))
+@every_schema
+def test_arguments_that_do_not_fit_the_message_keep_the_record(schema: Schema) -> None:
+    parsed = render_as(make_record("%d items for %s", ("many",)), schema)
     assert parsed["message"] == "%d items for %s (unformattable arguments: ('many',))"
 
 
-def test_the_exception_is_rendered_inside_the_line() -> None:
+@every_schema
+def test_the_exception_is_rendered_inside_the_line(schema: Schema) -> None:
     try:
         raise ValueError('bad "value"\nsecond line')
     except ValueError:
-        parsed = render(make_record("failed", exc_info=sys.exc_info()))
+        parsed = render_as(make_record("failed", exc_info=sys.exc_info()), schema)
     assert parsed["message"] == "failed"
     assert parsed["exception"].startswith("Traceback (most recent call last):")
     assert parsed["exception"].endswith('ValueError: bad "value"\nsecond line')
 
 
-def test_the_stack_is_rendered_when_asked_for() -> None:
+@every_schema
+def test_the_stack_is_rendered_when_asked_for(schema: Schema) -> None:
     record = make_record()
     record.stack_info = "Stack (most recent call last):\n  frame"
-    assert render(record)["stack"] == "Stack (most recent call last):\n  frame"
+    assert render_as(record, schema)["stack"] == "Stack (most recent call last):\n  frame"
 
 
 _ANY_VALUE = st.recursive(
@@ -199,8 +221,26 @@ def test_any_message_and_extras_give_one_parseable_line(message: str, extras: di
             assert written == value
 
 
-def test_no_line_of_output_ever_contains_a_raw_line_break() -> None:
-    line = JsonFormatter().format(make_record("\n".join(HOSTILE_TEXT), note="\r\n\u2028"))
+@every_schema
+@given(message=st.text(), extras=st.dictionaries(_EXTRA_KEYS, _ANY_VALUE, max_size=4))
+def test_any_message_and_extras_give_one_parseable_line_in_every_schema(
+    schema: Schema, message: str, extras: dict[str, Any]
+) -> None:
+    parsed = render_as(make_record(message, **extras), schema)
+    assert parsed["message"] == message
+    for key, value in extras.items():
+        name = f"extra_{key}" if key in RENAMED[schema] else key
+        if value is None and schema == "ecs":  # left out, as Elastic's ecs-logging does
+            assert name not in parsed
+        elif isinstance(value, str | int | bool) or value is None:
+            assert parsed[name] == value
+        else:
+            assert name in parsed
+
+
+@every_schema
+def test_no_line_of_output_ever_contains_a_raw_line_break(schema: Schema) -> None:
+    line = format_line(make_record("\n".join(HOSTILE_TEXT), note="\r\n\u2028", user_agent="\u2028\n"), schema)
     assert not re.search(r"[\r\n\u2028\u2029\x85]", line)
 
 
@@ -208,6 +248,25 @@ def test_used_alone_the_formatter_writes_the_current_context() -> None:
     bind_context(trace_id="alone-1", span_id="00f067aa0ba902b7")
     line = render(make_record(span_id="from-extra"))
     assert (line["trace_id"], line["span_id"], line["status_code"]) == ("alone-1", "from-extra", None)
+
+
+def test_used_alone_with_the_trace_id_given_the_formatter_takes_no_other_field_from_the_context() -> None:
+    bind_context(trace_id="bound", span_id="00f067aa0ba902b7", status_code=200)
+    line = render(make_record(trace_id="given"))
+    assert (line["trace_id"], line["span_id"], line["status_code"]) == ("given", None, None)
+
+
+@every_schema
+def test_a_message_that_is_not_a_string_is_written_as_its_text(schema: Schema) -> None:
+    assert render_as(make_record(NoJson()), schema)["message"] == "NoJson()"
+    assert render_as(make_record({"a": 1}, ()), schema)["message"] == "{'a': 1}"
+
+
+@every_schema
+def test_a_level_name_that_is_not_a_string_is_still_written(schema: Schema) -> None:
+    record = make_record()
+    record.levelname = 5  # type: ignore[assignment]  # the odd record under test
+    assert render_as(record, schema)["message"] == "hello"
 
 
 def test_used_alone_the_formatter_writes_the_context_an_escaping_exception_carried() -> None:

@@ -14,7 +14,9 @@ this module, which holds ``LOG_CONFIG`` as JSON. The same dict serves
 ``logconfig_dict``. One handler on the root logger writes JSON lines to
 stderr; each server's loggers propagate to it (gunicorn's hold it themselves,
 as its uvicorn worker copies them), and the servers' access logs are
-silenced: ``fapilog.access`` is the one access line per request.
+silenced: ``fapilog.access`` is the one access line per request. To write
+a backend's schema, copy the file and add ``"schema": "ecs"`` (or ``"gcp"``
+with ``"project"``, or ``"datadog"``) to its handler entry.
 """
 
 from __future__ import annotations

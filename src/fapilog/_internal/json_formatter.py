@@ -2,122 +2,177 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import time
-from typing import Any, Final
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Final, Literal
 
-from fapilog._internal.context import CONTEXT_FIELDS
-from fapilog._internal.log_filter import record_context
-
-__all__ = ["JsonFormatter"]
-
-# Attributes every LogRecord has (and the two Formatter adds): anything else is
-# an ``extra``. uvicorn's ``color_message`` repeats the message with ANSI codes.
-_NOT_EXTRA: Final = frozenset(
-    {
-        *vars(logging.LogRecord("", 0, "", 0, "", None, None)),
-        "message",
-        "asctime",
-        "taskName",
-        "color_message",
-        *CONTEXT_FIELDS,
-    }
+from fapilog._internal import jsonline
+from fapilog._internal.jsonline import (
+    MILLISECONDS,
+    Extras,
+    Quoted,
+    context_fields,
+    context_of,
+    exception_text,
+    message_of,
+    quote,
+    text,
+    timestamp,
+    value,
 )
-# Keys of the line that an ``extra`` of the same name must not replace.
-_CORE_KEYS: Final = frozenset({"timestamp", "level", "logger", "exception", "stack"})
+from fapilog._internal.schemas import Schema, make_layout
 
+__all__ = ["ENCODERS", "JsonFormatter"]
 
-def _fallback(value: object) -> str:
-    """Return a JSON-able stand-in for a value ``json`` cannot encode."""
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).decode("utf-8", "backslashreplace")
-    return _text(value)
+Encoder = Literal["json", "orjson"]
+ENCODERS: Final[tuple[Encoder, ...]] = ("json", "orjson")
 
-
-def _text(value: object) -> str:
-    """Return ``str(value)``, or a placeholder when even that fails."""
-    try:
-        return str(value)
-    except Exception:
-        return f"<unprintable {type(value).__qualname__}>"
-
-
-# ensure_ascii: U+2028, NEL and other line breaks a log shipper may split on are
-# written as \u escapes; allow_nan=False: NaN is not JSON, so it goes through
-# the per-field fallback instead.
-_encode: Final = json.JSONEncoder(ensure_ascii=True, allow_nan=False, default=_fallback, separators=(",", ":")).encode
-
-
-def _encode_each(payload: dict[str, Any]) -> str:
-    """Encode *payload* field by field, replacing what cannot be encoded by text."""
-    safe: dict[str, Any] = {}
-    for key, value in payload.items():
-        try:
-            _encode(value)
-        except Exception:
-            value = _text(value)
-        safe[key] = value
-    return _encode(safe)
+_int_text: Final = int.__repr__  # what json writes for an int
+_BIG: Final = 10**600  # ints this long may pass sys.get_int_max_str_digits() (640 at least): value() copes
+_SMALL: Final = -_BIG
+_names: Final = Quoted()  # logger names, written as JSON: few, and on every line
+_UNMEASURED: Final = ',"latency_ms":null,"status_code":null,"req_bytes":null,"res_bytes":null,"user_agent":'
 
 
 class JsonFormatter(logging.Formatter):
     """Render a record as one JSON object on one line.
 
-    Keys: ``timestamp`` (ISO 8601, UTC), ``level``, ``logger``, ``message``,
-    the seven context fields (``null`` when unknown; the current context when
-    no ``ContextFilter`` put them on the record), every ``extra`` field,
-    and ``exception`` / ``stack`` when present. Non-ASCII and control
-    characters are escaped, so no value can break the line or the JSON.
+    With the ``"default"`` *schema*, the keys are ``timestamp`` (ISO 8601,
+    UTC), ``level``, ``logger``, ``message``, the seven context fields
+    (``null`` when unknown; the current context when no ``ContextFilter`` put
+    them on the record), every ``extra`` field, and ``exception`` / ``stack``
+    when present. ``"ecs"``, ``"gcp"`` and ``"datadog"`` write the same record
+    under the names Elastic, Google Cloud Logging and Datadog read natively;
+    *project* (``"gcp"`` only) is the Google Cloud project id that makes the
+    trace field a link to Cloud Trace. Under every schema, non-ASCII and
+    control characters are escaped, so no value can break the line or the
+    JSON, an ``extra`` never replaces a key the schema writes, and a value
+    ``json`` cannot encode is written as its text.
+
+    *encoder* ``"orjson"`` (the ``fapilog[orjson]`` extra) lets orjson write
+    the ``dict`` and ``list`` extras it is known to write byte for byte as
+    ``json`` does; the line is the same either way.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, schema: Schema = "default", *, project: str | None = None, encoder: Encoder = "json") -> None:
         super().__init__()
-        self._second: tuple[int, str] = (-1, "")
-
-    def _timestamp(self, created: float) -> str:
-        """Return *created* as ``2026-11-21T23:38:52.123Z``."""
-        second = int(created)
-        cached_second, text = self._second
-        if second != cached_second:  # the date part changes once a second
-            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = (second, text)  # one assignment: safe across threads
-        return f"{text}.{int((created - second) * 1000):03d}Z"
+        if encoder not in ENCODERS:
+            raise ValueError(f"unknown encoder {encoder!r}: choose one of {', '.join(map(repr, ENCODERS))}")
+        self._value = _orjson_value() if encoder == "orjson" else value
+        self._layout = make_layout(schema, self, project=project, encode=self._value)
+        self.schema: Final = schema
+        self.encoder: Final = encoder
+        self._levels = Quoted()
+        self._extras = Extras(("timestamp", "level", "logger", "exception", "stack"), dotted=False, encode=self._value)
+        self._last_context: tuple[object, object, str | None] = (None, None, None)
 
     def format(self, record: logging.LogRecord) -> str:
-        """Return the JSON line for *record*, without the newline."""
-        attributes = record.__dict__
-        payload: dict[str, Any] = {
-            "timestamp": self._timestamp(record.created),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": _message(record),
-        }
-        if "trace_id" in attributes:  # put there by ContextFilter, or by extra=
-            for key in CONTEXT_FIELDS:
-                payload[key] = attributes.get(key)
-        else:  # no ContextFilter ran: the formatter alone still writes the context
-            for key, value in record_context(record).items():
-                payload[key] = attributes.get(key, value)
-        for key, value in attributes.items():
-            if key not in _NOT_EXTRA:
-                payload[f"extra_{key}" if key in _CORE_KEYS else key] = value
-        if record.exc_info:
-            if not record.exc_text:
-                record.exc_text = self.formatException(record.exc_info)
-        if record.exc_text:
-            payload["exception"] = record.exc_text
-        if record.stack_info:
-            payload["stack"] = self.formatStack(record.stack_info)
+        """Return the JSON line for *record*, without the newline.
+
+        What every schema writes first (timestamp, message, the seven fields)
+        and the default schema itself are written here, inline on purpose:
+        this is the cost of every log line, and a function call costs as
+        much as a field.
+        """
         try:
-            return _encode(payload)
-        except Exception:
-            return _encode_each(payload)
+            attributes = record.__dict__
+            created = record.created
+            second = int(created)
+            cached_second, date = jsonline.second
+            if second != cached_second:
+                date = jsonline.date_of(second)
+            msg = record.msg
+            args = record.args
+            try:
+                message = quote((msg % args if args else msg) if type(msg) is str else message_of(record))
+            except Exception:
+                message = quote(message_of(record))
+            try:  # what ContextFilter (or extra=) put on the record
+                trace_id, span_id, latency_ms, status_code, req_bytes, res_bytes, user_agent = context_fields(attributes)
+            except KeyError:
+                trace_id, span_id, latency_ms, status_code, req_bytes, res_bytes, user_agent = context_of(record)
+            if self._layout is not None:
+                return self._layout.render(
+                    record,
+                    date + MILLISECONDS[int((created - second) * 1000)],
+                    message,
+                    (trace_id, span_id, latency_ms, status_code, req_bytes, res_bytes, user_agent),
+                )
+            last_trace, last_span, context = self._last_context  # lines of one request share it
+            if trace_id is not last_trace or span_id is not last_span or context is None:
+                context = (
+                    f'"trace_id":{quote(trace_id) if type(trace_id) is str else value(trace_id)},'
+                    f'"span_id":{quote(span_id) if type(span_id) is str else value(span_id)}'
+                )
+                if type(trace_id) is str and type(span_id) is str:  # immutable: safe to keep by identity
+                    self._last_context = (trace_id, span_id, context)
+            line = (
+                f'{{"timestamp":"{date}{MILLISECONDS[int((created - second) * 1000)]}",'
+                f'"level":{self._levels[record.levelname]},"logger":{_names[record.name]},'
+                f'"message":{message},{context}'
+            )
+            if latency_ms is status_code is req_bytes is res_bytes is None:  # before the response: the usual line
+                line += _UNMEASURED + (quote(user_agent) if type(user_agent) is str else value(user_agent))
+            else:
+                line += (
+                    f',"latency_ms":{value(latency_ms)},"status_code":{value(status_code)},'
+                    f'"req_bytes":{value(req_bytes)},"res_bytes":{value(res_bytes)},"user_agent":{value(user_agent)}'
+                )
+            keys = [*attributes]
+            extras = self._extras
+            last_keys, plan = extras.shape
+            if keys != last_keys:
+                plan = extras.plan(keys)
+            if plan is None:  # two extras under one key
+                line += extras.write(record)
+            else:
+                for name, key in plan:
+                    item = attributes[name]
+                    kind = type(item)
+                    line += key
+                    line += (
+                        quote(item)
+                        if kind is str
+                        else _int_text(item)
+                        if kind is int and _SMALL < item < _BIG
+                        else "null"
+                        if item is None
+                        else self._value(item)
+                    )
+            if record.exc_info or record.exc_text:
+                exception = exception_text(self, record)
+                if exception:
+                    line += f',"exception":{quote(exception)}'
+            if record.stack_info:
+                line += f',"stack":{value(self.formatStack(record.stack_info))}'
+            return line + "}"
+        except Exception:  # a broken record or formatter subclass: still one line, and why
+            return _last_resort(record)
 
 
-def _message(record: logging.LogRecord) -> str:
-    """Return the record's message; if its arguments do not fit, say so and keep both."""
+def _orjson_value() -> Callable[[object], str]:
+    """Return the orjson-backed writer of extras, importing orjson now; a clear error without it."""
     try:
-        return record.getMessage()
+        from fapilog._internal import orjson_values  # here, not at the top: orjson is optional
+    except ImportError as error:
+        raise ImportError('encoder="orjson" needs orjson: pip install "fapilog[orjson]"') from error
+    return orjson_values.value
+
+
+def _last_resort(record: logging.LogRecord) -> str:
+    """Return a minimal line for a record the schema could not write; never raises."""
+    try:
+        created = timestamp(record.created)
     except Exception:
-        return f"{_text(record.msg)} (unformattable arguments: {_text(record.args)})"
+        created = ""
+    problem = "".join(traceback.format_exception_only(*sys.exc_info()[:2])).strip()
+    fields = (
+        ("timestamp", created),
+        ("level", text(getattr(record, "levelname", ""))),
+        ("logger", text(getattr(record, "name", ""))),
+        ("message", text(getattr(record, "msg", ""))),
+        ("format_error", problem),
+    )
+    return "{" + ",".join(f'"{key}":{quote(item)}' for key, item in fields) + "}"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping
 
-from fapilog._internal.context import ContextDict, get_context
+from fapilog._internal.context import ContextDict, current_model, get_context
 from fapilog._internal.middleware import CONTEXT_ATTRIBUTE
 
 __all__ = ["ContextFilter", "record_context"]
@@ -39,8 +40,14 @@ class ContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Enrich *record*; never drop it."""
+        fields: Mapping[str, object] = current_model().__dict__  # read only: cheaper than get_context's copy
+        if fields["trace_id"] is None:
+            fields = record_context(record)
         attributes = record.__dict__
-        for key, value in record_context(record).items():
-            if key not in attributes:
-                attributes[key] = value
+        if attributes.keys().isdisjoint(fields):  # the usual case: no extra= named like a field
+            attributes.update(fields)
+        else:
+            for key, value in fields.items():
+                if key not in attributes:
+                    attributes[key] = value
         return True

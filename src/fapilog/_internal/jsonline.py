@@ -1,0 +1,282 @@
+"""The pieces of a JSON log line, written directly as text.
+
+Building a dict and handing it to ``json`` used to cost as much as the rest of
+a log call together. The keys of a line are known in advance and most values
+are strings, ints or ``None``, which ``encode_basestring_ascii`` and
+``int.__repr__`` (what ``json`` itself calls, in C) write at once; only the
+other values go through a ``json`` encoder, one by one, and a value even that
+cannot write becomes its text. So one bad value never costs the line, and the
+output is the same as ``json`` with ``ensure_ascii`` would give: ASCII only,
+every line break and control character escaped.
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+import time
+from collections.abc import Callable, Iterable
+from json import JSONEncoder
+from json.encoder import encode_basestring_ascii
+from typing import Final
+
+from fapilog._internal.context import CONTEXT_FIELDS
+from fapilog._internal.log_filter import record_context
+
+__all__ = [
+    "CACHE_LIMIT",
+    "Context",
+    "Extras",
+    "MILLISECONDS",
+    "NOT_EXTRA",
+    "Plan",
+    "Quoted",
+    "context_fields",
+    "context_of",
+    "date_of",
+    "exception_text",
+    "integer",
+    "message_of",
+    "quote",
+    "second",
+    "text",
+    "timestamp",
+    "value",
+]
+
+quote: Final[Callable[[str], str]] = encode_basestring_ascii
+"""Return a ``str`` as a JSON string: ASCII, with ``\\u`` escapes (``json``'s own, in C)."""
+
+# Attributes every LogRecord has (and the two Formatter adds): anything else is
+# an ``extra``. uvicorn's ``color_message`` repeats the message with ANSI codes.
+_STANDARD: Final = tuple(vars(logging.LogRecord("", 0, "", 0, "", None, None)))
+NOT_EXTRA: Final = frozenset({*_STANDARD, "message", "asctime", "taskName", "color_message", *CONTEXT_FIELDS})
+
+
+def text(value: object) -> str:
+    """Return ``str(value)``, or a placeholder when even that fails."""
+    try:
+        return str(value)
+    except Exception:
+        return f"<unprintable {type(value).__qualname__}>"
+
+
+def _fallback(value: object) -> str:
+    """Return a JSON-able stand-in for a value ``json`` cannot encode."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", "backslashreplace")
+    return text(value)
+
+
+# One C encoder, built once (json.dumps builds one per call, which costs more
+# than the encoding). allow_nan=False: NaN is not JSON, so it goes through the
+# fallback to text instead. No markers: a value that contains itself ends in
+# RecursionError, and so as its text, as json's own circular check would.
+try:
+    from _json import make_encoder
+except ImportError:  # pragma: no cover - an interpreter without json's C accelerator: json as it is
+    _encode: Callable[[object], str] = JSONEncoder(ensure_ascii=True, allow_nan=False, default=_fallback, separators=(",", ":")).encode
+else:
+    _iterencode = make_encoder(None, _fallback, encode_basestring_ascii, None, ":", ",", False, False, False)
+
+    def _encode(item: object) -> str:
+        return "".join(_iterencode(item, 0))
+
+
+def value(item: object) -> str:
+    """Return *item* as JSON text, as ``json`` with ``ensure_ascii`` writes it; its text when ``json`` cannot."""
+    if type(item) is str:
+        return quote(item)
+    if item is None:
+        return "null"
+    if type(item) is bool:
+        return "true" if item else "false"
+    try:
+        if type(item) is int:
+            return int.__repr__(item)  # raises past sys.get_int_max_str_digits()
+        if type(item) is float and item - item == 0:  # false for NaN and the infinities
+            return float.__repr__(item)
+        return _encode(item)
+    except Exception:
+        return quote(text(item))
+
+
+def integer(item: object) -> str | None:
+    """Return *item* as a JSON integer if it is an int (not a bool), else ``None``."""
+    if isinstance(item, int) and not isinstance(item, bool):
+        try:
+            return int.__repr__(item)
+        except ValueError:  # more digits than int_max_str_digits allows
+            return None
+    return None
+
+
+CACHE_LIMIT: Final = 4096
+"""Entries a cache of written text keeps at most: logger names, keys, places in the code are few."""
+
+
+class Quoted(dict[str, str]):
+    """Strings already written as JSON: logger names, level names. Bounded."""
+
+    def __missing__(self, key: str) -> str:
+        if type(key) is not str:  # a record attribute someone replaced: written, not kept
+            return value(key)
+        quoted = quote(key)
+        if len(self) < CACHE_LIMIT:
+            self[key] = quoted
+        return quoted
+
+
+Plan = tuple[tuple[str, str], ...]
+"""Where a record's extras go in a line: each one's attribute name and its ``,"key":``, in order."""
+
+
+class Extras:
+    """The keys a schema writes extras under: their own name, or ``extra_<name>`` where it would clash.
+
+    A clash is an extra named like a key the schema writes; for a schema whose
+    backend reads dotted names as paths (Elasticsearch, Datadog) also a name
+    that is a path prefix of one of those keys, or has one as a prefix.
+
+    Which attributes of a record are extras, and under what key each goes, is
+    worked out once per record shape (its attribute names, in order): the
+    records of one call site all have the same.
+    """
+
+    def __init__(self, reserved: Iterable[str], *, dotted: bool, encode: Callable[[object], str]) -> None:
+        self._reserved = frozenset(reserved)
+        self._dotted = dotted
+        self.encode = encode
+        """Writes an extra's value: ``value``, or orjson's stand-in for it."""
+        self.shape: tuple[list[str], Plan | None] = ([], ())
+        """The last shape seen and its plan: one tuple, swapped whole (thread-safe)."""
+
+    def _clashes(self, name: str) -> bool:
+        if name in self._reserved:
+            return True
+        if not self._dotted:
+            return False
+        return any(key.startswith(f"{name}.") or name.startswith(f"{key}.") for key in self._reserved)
+
+    def plan(self, keys: list[str]) -> Plan | None:
+        """Return the plan for a record whose attributes are *keys*; ``None`` if two extras share a key."""
+        written: set[str] = set()
+        pairs = []
+        for name in keys:
+            if name not in NOT_EXTRA:
+                key = quote(f"extra_{name}" if self._clashes(name) else name)
+                if key in written:  # extra_level given, and level renamed to it
+                    return None
+                written.add(key)
+                pairs.append((name, f",{key}:"))
+        plan = tuple(pairs)
+        self.shape = (keys, plan)
+        return plan
+
+    def render(self, record: logging.LogRecord, *, skip: frozenset[str] = frozenset(), skip_none: bool = False) -> str:
+        """Return *record*'s extras, but those in *skip* (and ``None`` ones if *skip_none*), as ``,"key":value`` pairs."""
+        attributes = record.__dict__
+        keys = [*attributes]
+        last_keys, plan = self.shape
+        if keys != last_keys:
+            plan = self.plan(keys)
+        if plan is None:
+            return self.write(record, skip=skip, skip_none=skip_none)
+        line = ""
+        for name, key in plan:
+            item = attributes[name]
+            if (item is not None or not skip_none) and name not in skip:
+                line += key + (quote(item) if type(item) is str else self.encode(item))
+        return line
+
+    def write(self, record: logging.LogRecord, *, skip: frozenset[str] = frozenset(), skip_none: bool = False) -> str:
+        """Return *record*'s extras as ``,"key":value`` pairs; of two under one key, the last value in the first place."""
+        attributes = record.__dict__
+        unique: dict[str, str] = {}
+        for name in attributes:
+            if name not in NOT_EXTRA and name not in skip and (attributes[name] is not None or not skip_none):
+                unique[quote(f"extra_{name}" if self._clashes(name) else name)] = self.encode(attributes[name])
+        return "".join(f",{key}:{item}" for key, item in unique.items())
+
+
+MILLISECONDS: Final = tuple(f".{ms:03d}Z" for ms in range(1000))
+"""The end of a timestamp, by its milliseconds."""
+second: tuple[int, str] = (-1, "")
+"""The last second a timestamp was written for, and its date part: one tuple, swapped whole (thread-safe)."""
+
+
+def date_of(whole_second: int) -> str:
+    """Return ``2026-11-21T23:38:52`` for *whole_second* (UTC), and remember it as ``second``."""
+    global second
+    date = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole_second))
+    second = (whole_second, date)
+    return date
+
+
+def timestamp(created: float) -> str:
+    """Return *created* as ``2026-11-21T23:38:52.123Z`` (ISO 8601, UTC)."""
+    whole_second = int(created)
+    cached, date = second
+    if whole_second != cached:  # the date part changes once a second
+        date = date_of(whole_second)
+    return date + MILLISECONDS[int((created - whole_second) * 1000)]
+
+
+def message_of(record: logging.LogRecord) -> str:
+    """Return the record's message; if its arguments do not fit, say so and keep both."""
+    msg = record.msg
+    args = record.args
+    try:
+        if type(msg) is str:
+            return msg % args if args else msg  # what getMessage does, without its str() copy
+        return record.getMessage()
+    except Exception:
+        return f"{text(msg)} (unformattable arguments: {text(args)})"
+
+
+Context = tuple[object, object, object, object, object, object, object]
+"""The seven context fields of a record, in ``CONTEXT_FIELDS`` order."""
+context_fields: Final[Callable[[dict[str, object]], Context]] = operator.itemgetter(*CONTEXT_FIELDS)
+"""Return the seven fields from a record's attributes, at once; ``KeyError`` if one is missing."""
+
+
+def context_of(record: logging.LogRecord) -> Context:
+    """Return the seven context fields a record is about, in ``CONTEXT_FIELDS`` order.
+
+    What ``ContextFilter`` (or ``extra=``) put on the record; when no filter
+    ran, the current context (or the one an escaping exception carried), each
+    field still overridden by an ``extra`` of the same name.
+    """
+    attributes = record.__dict__
+    try:
+        return context_fields(attributes)
+    except KeyError:
+        pass
+    get = attributes.get
+    if "trace_id" in attributes:  # given with extra=, and no filter ran: the rest is unknown
+        return (
+            attributes["trace_id"],
+            get("span_id"),
+            get("latency_ms"),
+            get("status_code"),
+            get("req_bytes"),
+            get("res_bytes"),
+            get("user_agent"),
+        )
+    fields = record_context(record)
+    return (
+        get("trace_id", fields["trace_id"]),
+        get("span_id", fields["span_id"]),
+        get("latency_ms", fields["latency_ms"]),
+        get("status_code", fields["status_code"]),
+        get("req_bytes", fields["req_bytes"]),
+        get("res_bytes", fields["res_bytes"]),
+        get("user_agent", fields["user_agent"]),
+    )
+
+
+def exception_text(formatter: logging.Formatter, record: logging.LogRecord) -> str | None:
+    """Return the rendered exception of *record* (rendered once, kept on the record as logging does)."""
+    if record.exc_info and not record.exc_text:
+        record.exc_text = formatter.formatException(record.exc_info)
+    return record.exc_text or None

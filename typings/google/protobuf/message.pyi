@@ -1,0 +1,3 @@
+# Only what tests/test_schemas.py uses: protobuf and googleapis-common-protos ship no py.typed.
+
+class Message: ...
