@@ -115,6 +115,7 @@ async def test_a_level_below_the_loggers_is_not_written(records: list[logging.Lo
         ({"exclude_paths": ["health"]}, "starting with '/', got 'health'"),
         ({"exclude_paths": [b"/health"]}, "starting with '/', got b'/health'"),
         ({"access_level": lambda status: "ERROR"}, "a logging level (an int), got 'ERROR' for 200"),
+        ({"access_level": {200: logging.INFO}.__getitem__}, "access_level failed for status 404: KeyError(404)"),
     ],
 )
 def test_options_that_could_never_work_are_refused_at_startup(options: dict[str, Any], message: str) -> None:

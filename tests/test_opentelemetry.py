@@ -224,6 +224,16 @@ async def test_without_a_current_span_fapilog_keeps_its_own_ids(
     assert response.headers["traceresponse"] == f"00-{TRACE_ID}-{context['span_id']}-01"
 
 
+async def test_an_enclosing_span_that_is_no_server_span_is_not_adopted(provider: TracerProvider) -> None:
+    with provider.get_tracer("test").start_as_current_span("startup") as outer:
+        async with http_client(TraceIDMiddleware(_fastapi_app())) as client:
+            responses = [await client.get("/work", headers=CALLER) for _ in range(2)]
+    contexts = [response.json()["context"] for response in responses]
+    assert [context["trace_id"] for context in contexts] == [TRACE_ID, TRACE_ID]
+    assert f"{outer.get_span_context().span_id:016x}" not in {context["span_id"] for context in contexts}
+    assert contexts[0]["span_id"] != contexts[1]["span_id"]
+
+
 async def test_an_invalid_current_span_leaves_fapilogs_ids() -> None:
     with trace.use_span(trace.INVALID_SPAN):
         async with http_client(TraceIDMiddleware(_fastapi_app())) as client:

@@ -139,10 +139,6 @@ def test_an_unknown_encoder_is_a_value_error_naming_the_valid_ones() -> None:
         JsonFormatter(encoder="ujson")  # type: ignore[arg-type]  # the mistake under test
 
 
-def test_every_schema_keeps_its_name() -> None:
-    assert [JsonFormatter(schema).schema for schema in SCHEMAS] == ["default", "ecs", "gcp", "datadog"]
-
-
 # ECS, against Elastic's ecs-logging
 
 
@@ -795,3 +791,18 @@ def test_a_dict_config_handler_entry_takes_the_schema() -> None:
     logging.getLogger("app").info("configured")
     line = json.loads(stream.getvalue())
     assert (line["log.level"], line["message"], line["ecs.version"]) == ("info", "configured", "1.6.0")
+
+
+@pytest.mark.parametrize("schema", ["ecs", "gcp", "datadog"])
+def test_fapilogs_own_access_record_is_written_at_once_exactly_as_the_general_path_writes_it(
+    schema: Schema, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records = [
+        access_record(user_agent=agent, request_id=request_id, parent_span_id=parent)
+        for agent in ("curl/8.5.0", None)
+        for request_id in ("order-42", None)
+        for parent in ("00f067aa0ba902b7", None)
+    ]
+    direct = [JsonFormatter(schema).format(record) for record in records]
+    monkeypatch.setattr("fapilog._internal.schemas._measured", lambda *values: None)  # the general path only
+    assert direct == [JsonFormatter(schema).format(record) for record in records]

@@ -35,7 +35,7 @@ class _Recorder(Transport):
         self.events: list[dict[str, Any]] = []
 
     def capture_envelope(self, envelope: Envelope) -> None:
-        event = envelope.get_event()
+        event = envelope.get_event() or envelope.get_transaction_event()
         if event is not None:
             self.events.append(dict(event))
 
@@ -47,10 +47,12 @@ Init = Callable[..., list[dict[str, Any]]]
 def sentry_init() -> Iterator[Init]:
     """Initialise Sentry with a recording transport; return its events. Uninitialise it after the test."""
 
-    def init(*integrations: Integration) -> list[dict[str, Any]]:
+    def init(*integrations: Integration, **options: Any) -> list[dict[str, Any]]:
         transport = _Recorder()
         # No default integrations: they would patch logging and threads for the rest of the session.
-        sentry_sdk.init(dsn=DSN, transport=transport, default_integrations=False, integrations=list(integrations))
+        sentry_sdk.init(
+            dsn=DSN, transport=transport, default_integrations=False, integrations=list(integrations), **options
+        )
         return transport.events
 
     yield init
@@ -164,8 +166,9 @@ async def test_an_event_it_cannot_tag_goes_on_unchanged_with_one_warning(sentry_
             sentry_sdk.capture_event({"message": f"odd {n}", "tags": "not a mapping"})  # type: ignore[typeddict-item]  # what a careless caller may pass
         return "ok"
 
+    # fapilog outside Sentry: no scope tag of fapilog's, so the malformed event reaches the processor.
     with pytest.warns(RuntimeWarning, match="could not tag an event") as caught:
-        async with http_client(instrument_app(app)) as client:
+        async with http_client(TraceIDMiddleware(app)) as client:
             await client.get("/", headers={"X-Request-ID": "req-1"})
     assert len(caught) == 1
     assert [(event["message"], event["tags"]) for event in events] == [("odd 1", "not a mapping"), ("odd 2", "not a mapping")]
@@ -196,4 +199,22 @@ async def test_an_error_line_logged_about_an_escaped_exception_names_the_failed_
         ("fapilog.access", ("fail-1", fields)),  # the access record at ERROR, logged within the request
         (None, ("fail-1", fields)),  # Sentry's ASGI middleware: the exception itself
         ("granian", ("fail-1", fields)),  # Sentry's logging integration: the server's line
+    ]
+
+
+async def test_each_requests_transaction_carries_its_trace_id_on_its_isolation_scope_and_nothing_leaks(
+    sentry_init: Init,
+) -> None:
+    """With tracing on and Sentry outside fapilog (instrument_app), the transaction is sent after fapilog's teardown."""
+    events = sentry_init(*_integrations(), traces_sample_rate=1.0)
+    async with http_client(instrument_app(_app())) as client:
+        for n in (1, 2):
+            await client.get("/message", headers={"X-Request-ID": f"req-{n}"})
+    sentry_sdk.capture_message("after the requests")
+    assert [(event.get("type", "event"), event.get("tags", {}).get("trace_id")) for event in events] == [
+        ("event", "req-1"),
+        ("transaction", "req-1"),
+        ("event", "req-2"),
+        ("transaction", "req-2"),
+        ("event", None),
     ]

@@ -32,7 +32,7 @@ from sentry_sdk.scope import add_global_event_processor
 
 from fapilog._internal.context import current_model
 from fapilog._internal.log_filter import record_context
-from fapilog._internal.middleware import CONTEXT_ATTRIBUTE
+from fapilog._internal.middleware import CONTEXT_ATTRIBUTE, request_hooks
 from fapilog._internal.warn_once import warn_once
 
 if TYPE_CHECKING:
@@ -48,15 +48,34 @@ class FapilogIntegration(Integration):
 
     @staticmethod
     def setup_once() -> None:
-        """Add the event processor; Sentry calls this once per process."""
+        """Add the event processor and the request hook; Sentry calls this once per process."""
         add_global_event_processor(_add_context)
+        request_hooks.append(_tag_request_scope)
+
+
+def _tag_request_scope() -> None:
+    """Tag the request's own isolation scope, which its transaction is sent from, with the trace id.
+
+    Only inside Sentry's request handling (a transaction is running): there
+    Sentry's middleware, outside fapilog's, has forked the isolation scope for
+    this request alone. Anywhere else the isolation scope may be shared, and
+    the event processor tags each event instead.
+    """
+    try:
+        if sentry_sdk.get_client().get_integration(FapilogIntegration) is None or sentry_sdk.get_current_span() is None:
+            return
+        trace_id = current_model().trace_id
+        if trace_id is not None:
+            sentry_sdk.get_isolation_scope().set_tag("trace_id", trace_id)
+    except Exception as exc:
+        warn_once("sentry", f"fapilog.sentry could not tag the request's scope ({type(exc).__name__}); its events are still tagged")
 
 
 def _add_context(event: Event, hint: Hint | None) -> Event:
     """Put the request's context on *event*: its ``trace_id`` tag and ``fapilog`` context."""
-    if sentry_sdk.get_client().get_integration(FapilogIntegration) is None:  # a client without it
-        return event
     try:
+        if sentry_sdk.get_client().get_integration(FapilogIntegration) is None:  # a client without it
+            return event
         fields: dict[str, Any] = current_model().__dict__
         if fields["trace_id"] is None and hint:  # outside a request; or an event about one that failed
             fields = _escaped_context(hint) or fields

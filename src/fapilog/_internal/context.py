@@ -203,8 +203,6 @@ def trace_state(model: RequestContext) -> TraceState:
     return state
 
 
-
-
 def restore_model(model: RequestContext) -> None:
     """Store again a model ``current_model`` returned: its fields and its trace state."""
     _request_context.set(model)

@@ -120,10 +120,11 @@ class JsonFormatter(logging.Formatter):
                     f',"latency_ms":{value(latency_ms)},"status_code":{value(status_code)},'
                     f'"req_bytes":{value(req_bytes)},"res_bytes":{value(res_bytes)},"user_agent":{value(user_agent)}'
                 )
-            keys = [*attributes]
+            keys = tuple(attributes)
             extras = self._extras
-            last_keys, plan = extras.shape
-            if keys != last_keys:
+            try:
+                plan = extras.plans[keys]
+            except KeyError:
                 plan = extras.plan(keys)
             if plan is None:  # two extras under one key
                 line += extras.write(record)

@@ -139,8 +139,9 @@ class Extras:
     that is a path prefix of one of those keys, or has one as a prefix.
 
     Which attributes of a record are extras, and under what key each goes, is
-    worked out once per record shape (its attribute names, in order): the
-    records of one call site all have the same.
+    worked out once per record shape (its attribute names, in order) and kept:
+    the records of one call site all have the same, and a service has few
+    (its own lines, the access record, a server's).
     """
 
     def __init__(self, reserved: Iterable[str], *, dotted: bool, encode: Callable[[object], str]) -> None:
@@ -148,8 +149,8 @@ class Extras:
         self._dotted = dotted
         self.encode = encode
         """Writes an extra's value: ``value``, or orjson's stand-in for it."""
-        self.shape: tuple[list[str], Plan | None] = ([], ())
-        """The last shape seen and its plan: one tuple, swapped whole (thread-safe)."""
+        self.plans: dict[tuple[str, ...], Plan | None] = {}
+        """The plan of every record shape seen, bounded by ``CACHE_LIMIT``."""
 
     def _clashes(self, name: str) -> bool:
         if name in self._reserved:
@@ -158,7 +159,7 @@ class Extras:
             return False
         return any(key.startswith(f"{name}.") or name.startswith(f"{key}.") for key in self._reserved)
 
-    def plan(self, keys: list[str]) -> Plan | None:
+    def plan(self, keys: tuple[str, ...]) -> Plan | None:
         """Return the plan for a record whose attributes are *keys*; ``None`` if two extras share a key."""
         written: set[str] = set()
         pairs = []
@@ -170,15 +171,18 @@ class Extras:
                 written.add(key)
                 pairs.append((name, f",{key}:"))
         plan = tuple(pairs)
-        self.shape = (keys, plan)
+        if len(self.plans) >= CACHE_LIMIT:  # records built with ever new attributes: start over
+            self.plans.clear()
+        self.plans[keys] = plan
         return plan
 
     def render(self, record: logging.LogRecord, *, skip: frozenset[str] = frozenset(), skip_none: bool = False) -> str:
         """Return *record*'s extras, but those in *skip* (and ``None`` ones if *skip_none*), as ``,"key":value`` pairs."""
         attributes = record.__dict__
-        keys = [*attributes]
-        last_keys, plan = self.shape
-        if keys != last_keys:
+        keys = tuple(attributes)
+        try:
+            plan = self.plans[keys]
+        except KeyError:
             plan = self.plan(keys)
         if plan is None:
             return self.write(record, skip=skip, skip_none=skip_none)

@@ -36,6 +36,8 @@ _TRACERESPONSE: Final = b"traceresponse"
 _FLAGS_TEXT: Final = ("-00", "-01", "-02", "-03")  # by the known flags, sampled and random
 
 access_logger: Final = logging.getLogger("fapilog.access")
+request_hooks: Final[list[Callable[[], object]]] = []
+"""Run in each request's task right after its trace is bound: how an integration (Sentry's) joins a request."""
 
 
 def level_by_status(status: int) -> int:
@@ -45,7 +47,6 @@ def level_by_status(status: int) -> int:
     if status >= 400:
         return logging.WARNING
     return logging.INFO
-
 
 
 _logger: Final = logging.getLogger("fapilog.middleware")
@@ -154,7 +155,10 @@ def _excluded(paths: Iterable[str]) -> tuple[frozenset[str], tuple[str, ...]]:
 def _checked_level(access_level: Callable[[int], int]) -> Callable[[int], int]:
     """Return *access_level* once it maps statuses to logging levels; a ``ValueError`` otherwise."""
     for status in (200, 404, 500):
-        level = access_level(status)
+        try:
+            level = access_level(status)
+        except Exception as exc:
+            raise ValueError(f"access_level failed for status {status}: {exc!r}") from exc
         if type(level) is not int:
             raise ValueError(f"access_level must map a status code to a logging level (an int), got {level!r} for {status}")
     return access_level
@@ -206,6 +210,10 @@ class _Exchange:
         trace_id = state.trace_id
         agent = None if user_agent is None else _agent(user_agent)
         bind_trace(trace_id, span_id, agent, state)
+        if request_hooks:
+            for hook in request_hooks:
+                with contextlib.suppress(Exception):  # an integration must not fail the request
+                    hook()
         key = middleware._reader.header_key
         trace_bytes = trace_id.encode("latin-1")
         if request_id is None:  # absent, empty or invalid: the app sees the id the response carries

@@ -31,14 +31,20 @@ def current_span(otel_context: ModuleType, incoming: TraceState) -> tuple[TraceS
     *otel_context* is the ``opentelemetry.context`` module, already imported
     by someone else. The *incoming* parent-id is kept when the span continues that trace, and
     its ``baggage`` always. No current span, a span context that is invalid,
-    or one that cannot be read: ``None``, and fapilog's own ids stand.
+    or one that cannot be read: ``None``, and fapilog's own ids stand. So
+    does a recording span that is no server span: one enclosing the server
+    or an in-process call, not this request's own.
     """
     try:
         trace = sys.modules.get("opentelemetry.trace")
         current = otel_context.get_current()
         if trace is None or not current:  # an empty OpenTelemetry context holds no span
             return None
-        context = trace.get_current_span(current).get_span_context()
+        span = trace.get_current_span(current)
+        kind = getattr(span, "kind", None)  # recording spans have one; a sampled-out server span has none
+        if kind is not None and kind is not trace.SpanKind.SERVER:  # an enclosing span, not this request's
+            return None
+        context = span.get_span_context()
         if not context.is_valid:
             return None
         trace_id = context.trace_id.to_bytes(16, "big").hex()  # twice as fast as a format string

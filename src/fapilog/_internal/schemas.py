@@ -148,6 +148,42 @@ def _by_number(levelno: int, names: tuple[str, str, str, str, str, str]) -> str:
 
 
 _ACCESS_FIELDS: Final = ("method", "path", "request_id", "parent_span_id")
+_MAX_INT64: Final = 1 << 63
+
+
+Measured = tuple[str, str, int, int, int, float]
+"""An access record's method, path, status, request and response bytes and latency, as the middleware gives them."""
+
+
+def _measured(
+    method: object, path: object, status_code: object, req_bytes: object, res_bytes: object, latency_ms: object
+) -> Measured | None:
+    """Return an access record's values if they have the types fapilog's middleware gives them, else ``None``.
+
+    A layout then writes them directly, as its general path would, without
+    the checks that keep a value of another type under fapilog's name.
+    """
+    if (
+        type(method) is str
+        and type(path) is str
+        and type(status_code) is int
+        and type(req_bytes) is int
+        and type(res_bytes) is int
+        and type(latency_ms) is float
+        and 0 <= status_code < _MAX_INT64
+        and 0 <= req_bytes < _MAX_INT64
+        and 0 <= res_bytes < _MAX_INT64
+        and 0.0 <= latency_ms < 1e12
+    ):
+        return method, path, status_code, req_bytes, res_bytes, latency_ms
+    return None
+
+
+def _optional_text(item: object) -> str | None | bool:
+    """Return *item* written as a JSON string, ``None`` for ``None``, ``False`` for any other type."""
+    if item is None:
+        return None
+    return quote(item) if type(item) is str else False
 _NOTHING: Final[frozenset[str]] = frozenset()
 
 StaticKey = tuple[object, ...]
@@ -329,6 +365,18 @@ class EcsLayout(Layout):
         """Return the ``http``, ``url``, ``event`` and ``parent`` objects: what is known of the request."""
         get = record.__dict__.get
         method, path, request_id, parent = (get(name) for name in _ACCESS_FIELDS) if access else (None,) * 4
+        measured = _measured(method, path, status_code, req_bytes, res_bytes, latency_ms)
+        written_id, written_parent = _optional_text(request_id), _optional_text(parent)
+        if measured is not None and written_id is not False and written_parent is not False:
+            # fapilog's own access record: written at once
+            method_, path_, status, read, written, latency = measured
+            id_field = "" if written_id is None else f',"id":{written_id}'
+            parent_field = "" if written_parent is None else f',"parent":{{"id":{written_parent}}}'
+            return (
+                f',"http":{{"request":{{"method":{quote(method_)}{id_field},"body":{{"bytes":{read}}}}},'
+                f'"response":{{"status_code":{status},"body":{{"bytes":{written}}}}}}},'
+                f'"url":{{"path":{quote(path_)}}},"event":{{"duration":{round(latency * 1_000_000)}}}{parent_field}'
+            )
         request = _fields(
             (
                 ("method", _typed(plain, "method", method, _string)),
@@ -490,6 +538,15 @@ class GcpLayout(Layout):
     ) -> str:
         """Return the ``httpRequest`` object of an access record."""
         get = record.__dict__.get
+        measured = _measured(get("method"), get("path"), status_code, req_bytes, res_bytes, latency_ms)
+        agent = _optional_text(user_agent)
+        if measured is not None and agent is not False:  # fapilog's own access record: written at once
+            method, path, status, read, written, latency = measured
+            agent_field = "" if agent is None else f',"userAgent":{agent}'
+            return (
+                f',"httpRequest":{{"requestMethod":{quote(method)},"requestUrl":{quote(path)},"status":{status},'
+                f'"requestSize":"{read}","responseSize":"{written}"{agent_field},"latency":{gcp_duration(latency)}}}'
+            )
         request = _fields(
             (
                 ("requestMethod", _typed(plain, "method", get("method"), _string)),
@@ -643,6 +700,18 @@ class DatadogLayout(Layout):
                 plain.append(("trace_id", trace_id))
         if span_id is not None and self._dd(span_id, 16) is None:
             plain.append(("span_id", span_id))
+        measured = _measured(method, path, status_code, req_bytes, res_bytes, latency_ms)
+        agent, written_id = _optional_text(user_agent), _optional_text(request_id)
+        if measured is not None and agent is not False and written_id is not False:  # fapilog's access record
+            method_, path_, status, read, written, latency = measured
+            agent_field = "" if agent is None else f',"useragent":{agent}'
+            id_field = "" if written_id is None else f',"request_id":{written_id}'
+            line += (
+                f',"http":{{"method":{quote(method_)},"url_details":{{"path":{quote(path_)}}},"status_code":{status}'
+                f'{agent_field}{id_field}}},"network":{{"bytes_read":{read},"bytes_written":{written}}},'
+                f'"duration":{round(latency * 1_000_000)}{_plain(plain)}'
+            )
+            return self._tail(record, line, access)
         http = _fields(
             (
                 ("method", _typed(plain, "method", method, _string)),
