@@ -7,6 +7,8 @@ exporter; the ids fapilog logs and sends must be the exported spans' ids.
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -269,3 +271,36 @@ async def test_a_span_that_cannot_be_read_leaves_fapilogs_ids_and_warns_once() -
         assert response.status_code == 200
         assert response.json()["context"]["trace_id"] == TRACE_ID
     assert len(caught) == 1
+
+
+_WITHOUT_OPENTELEMETRY = """
+import asyncio, sys
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from fapilog import TraceIDMiddleware, get_context
+
+async def home(request: Request) -> JSONResponse:
+    return JSONResponse(dict(get_context()))
+
+async def main() -> None:
+    app = TraceIDMiddleware(Starlette(routes=[Route("/", home)]))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as client:
+        response = await client.get("/", headers={"traceparent": sys.argv[1]})
+    print(response.json()["trace_id"], response.headers["traceresponse"].split("-")[2] == response.json()["span_id"])
+    print(sorted(name for name in sys.modules if name.startswith("opentelemetry")))
+
+asyncio.run(main())
+"""
+
+
+def test_without_opentelemetry_a_request_keeps_fapilogs_ids_and_never_imports_it() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_OPENTELEMETRY, CALLER["traceparent"]],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.splitlines() == [f"{TRACE_ID} True", "[]"]
