@@ -239,6 +239,19 @@ class Layout(ABC):
         """Return the stack *record* asked for (``stack_info=True``), as JSON."""
         return value(self.formatter.formatStack(record.stack_info)) if record.stack_info else None
 
+    def error(self, record: logging.LogRecord) -> str:
+        """Return the ``,"key":value`` pairs of *record*'s exception, where this backend reads it."""
+        return ""
+
+    def close(self, record: logging.LogRecord, line: str, extras: Extras, skip: frozenset[str]) -> str:
+        """Return *line* with the record's extras (but those in *skip*), its exception and its stack, closed."""
+        line += extras.render(record, skip=skip)
+        if record.exc_info or record.exc_text:
+            line += self.error(record)
+        if record.stack_info:
+            line += f',"stack":{self.stack(record)}'
+        return line + "}"
+
 
 _ECS_FIELDS: Final = (
     "@timestamp",
@@ -517,14 +530,12 @@ class GcpLayout(Layout):
             ]
         if plain:
             line += _plain(plain)
-        line += self._extras.render(record, skip=_GCP_ACCESS_EXTRAS if access else _NOTHING)
-        if record.exc_info or record.exc_text:
-            exception = exception_text(self.formatter, record)
-            if exception:
-                line += f',"stack_trace":{quote(exception)}'
-        if record.stack_info:
-            line += f',"stack":{self.stack(record)}'
-        return line + "}"
+        return self.close(record, line, self._extras, _GCP_ACCESS_EXTRAS if access else _NOTHING)
+
+    def error(self, record: logging.LogRecord) -> str:
+        """Return the traceback as ``stack_trace``, where Error Reporting reads it first."""
+        exception = exception_text(self.formatter, record)
+        return f',"stack_trace":{quote(exception)}' if exception else ""
 
     def _http_request(
         self,
@@ -743,14 +754,12 @@ class DatadogLayout(Layout):
 
     def _tail(self, record: logging.LogRecord, line: str, access: bool) -> str:
         """Return *line* with the record's extras, exception and stack, closed."""
-        line += self._extras.render(record, skip=_DATADOG_ACCESS_EXTRAS if access else _NOTHING)
-        if record.exc_info or record.exc_text:
-            error = _fields(zip(("kind", "message", "stack"), self.exception(record), strict=True))
-            if error:
-                line += f',"error":{{{error}}}'
-        if record.stack_info:
-            line += f',"stack":{self.stack(record)}'
-        return line + "}"
+        return self.close(record, line, self._extras, _DATADOG_ACCESS_EXTRAS if access else _NOTHING)
+
+    def error(self, record: logging.LogRecord) -> str:
+        """Return the exception as Datadog's ``error.kind``, ``error.message`` and ``error.stack``."""
+        error = _fields(zip(("kind", "message", "stack"), self.exception(record), strict=True))
+        return f',"error":{{{error}}}' if error else ""
 
 
 def make_layout(
