@@ -29,9 +29,6 @@ __all__ = ["ENCODERS", "JsonFormatter"]
 Encoder = Literal["json", "orjson"]
 ENCODERS: Final[tuple[Encoder, ...]] = ("json", "orjson")
 
-_int_text: Final = int.__repr__  # what json writes for an int
-_BIG: Final = 10**600  # ints this long may pass sys.get_int_max_str_digits() (640 at least): value() copes
-_SMALL: Final = -_BIG
 _names: Final = Quoted()  # logger names, written as JSON: few, and on every line
 _UNMEASURED: Final = ',"latency_ms":null,"status_code":null,"req_bytes":null,"res_bytes":null,"user_agent":'
 
@@ -120,28 +117,7 @@ class JsonFormatter(logging.Formatter):
                     f',"latency_ms":{value(latency_ms)},"status_code":{value(status_code)},'
                     f'"req_bytes":{value(req_bytes)},"res_bytes":{value(res_bytes)},"user_agent":{value(user_agent)}'
                 )
-            keys = tuple(attributes)
-            extras = self._extras
-            try:
-                plan = extras.plans[keys]
-            except KeyError:
-                plan = extras.plan(keys)
-            if plan is None:  # two extras under one key
-                line += extras.write(record)
-            else:
-                for name, key in plan:
-                    item = attributes[name]
-                    kind = type(item)
-                    line += key
-                    line += (
-                        quote(item)
-                        if kind is str
-                        else _int_text(item)
-                        if kind is int and _SMALL < item < _BIG
-                        else "null"
-                        if item is None
-                        else self._value(item)
-                    )
+            line += self._extras.render(record)
             if record.exc_info or record.exc_text:
                 exception = exception_text(self, record)
                 if exception:

@@ -111,6 +111,9 @@ def integer(item: object) -> str | None:
     return None
 
 
+_BIG: Final = 10**600  # ints this long may pass sys.get_int_max_str_digits() (640 at least): value() copes
+_SMALL: Final = -_BIG
+
 CACHE_LIMIT: Final = 4096
 """Entries a cache of written text keeps at most: logger names, keys, places in the code are few."""
 
@@ -189,8 +192,18 @@ class Extras:
         line = ""
         for name, key in plan:
             item = attributes[name]
-            if (item is not None or not skip_none) and name not in skip:
-                line += key + (quote(item) if type(item) is str else self.encode(item))
+            if name in skip:
+                continue
+            kind = type(item)
+            if kind is str:  # the usual extras, written inline: a call costs as much as a field
+                line += key + quote(item)
+            elif kind is int and _SMALL < item < _BIG:
+                line += key + int.__repr__(item)
+            elif item is None:
+                if not skip_none:
+                    line += key + "null"
+            else:
+                line += key + self.encode(item)
         return line
 
     def write(self, record: logging.LogRecord, *, skip: frozenset[str] = frozenset(), skip_none: bool = False) -> str:
@@ -245,17 +258,13 @@ context_fields: Final[Callable[[dict[str, object]], Context]] = operator.itemget
 
 
 def context_of(record: logging.LogRecord) -> Context:
-    """Return the seven context fields a record is about, in ``CONTEXT_FIELDS`` order.
+    """Return the seven context fields of a record no ``ContextFilter`` ran on, in ``CONTEXT_FIELDS`` order.
 
-    What ``ContextFilter`` (or ``extra=``) put on the record; when no filter
-    ran, the current context (or the one an escaping exception carried), each
-    field still overridden by an ``extra`` of the same name.
+    (With the filter, ``context_fields`` reads them at once.) The current
+    context, or the one an escaping exception carried, each field still
+    overridden by an ``extra`` of the same name.
     """
     attributes = record.__dict__
-    try:
-        return context_fields(attributes)
-    except KeyError:
-        pass
     get = attributes.get
     if "trace_id" in attributes:  # given with extra=, and no filter ran: the rest is unknown
         return (

@@ -83,7 +83,6 @@ class TraceIDMiddleware:
         access_level: Callable[[int], int] = level_by_status,
     ) -> None:
         self._reader = TraceReader(  # checks the options: a ValueError for a bad one
-
             header_name=header_name,
             validator=validator,
             generator=generator,
@@ -95,20 +94,7 @@ class TraceIDMiddleware:
         self._reply_names = frozenset({self._reader.header_key, _TRACERESPONSE})
         self._quiet_paths, self._quiet_prefixes = _excluded(exclude_paths)
         self._quiet = bool(self._quiet_paths or self._quiet_prefixes)
-        self._access_level = _checked_level(access_level)
-        self._levels: dict[int, int] = {}  # by status: the mapping runs once per status, not per request
-
-    def level_of(self, status: int) -> int:
-        """Return the access record's level for *status*; the default when the user's mapping fails."""
-        level = self._levels.get(status)
-        if level is None:
-            try:
-                mapped: object = self._access_level(status)
-            except Exception:
-                mapped = None
-            level = mapped if type(mapped) is int else level_by_status(status)  # never fail the response
-            self._levels[status] = level
-        return level
+        self._levels = _Levels(access_level)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Bind the context, run the app, log the access record, clear the context."""
@@ -152,16 +138,34 @@ def _excluded(paths: Iterable[str]) -> tuple[frozenset[str], tuple[str, ...]]:
     return frozenset(exact), tuple(prefixes)
 
 
-def _checked_level(access_level: Callable[[int], int]) -> Callable[[int], int]:
-    """Return *access_level* once it maps statuses to logging levels; a ``ValueError`` otherwise."""
-    for status in (200, 404, 500):
+class _Levels(dict[int, int]):
+    """The access record's level by status: the user's mapping runs once per status, not per request.
+
+    Checked at startup on 200, 404 and 500 (a ``ValueError`` if it fails or
+    returns no ``int``); a status it fails on later gets the default level,
+    so the mapping can never fail a response.
+    """
+
+    def __init__(self, access_level: Callable[[int], int]) -> None:
+        super().__init__()
+        self._access_level = access_level
+        for status in (200, 404, 500):
+            try:
+                level = access_level(status)
+            except Exception as exc:
+                raise ValueError(f"access_level failed for status {status}: {exc!r}") from exc
+            if type(level) is not int:
+                raise ValueError(f"access_level must map a status code to a logging level (an int), got {level!r} for {status}")
+            self[status] = level
+
+    def __missing__(self, status: int) -> int:
         try:
-            level = access_level(status)
-        except Exception as exc:
-            raise ValueError(f"access_level failed for status {status}: {exc!r}") from exc
-        if type(level) is not int:
-            raise ValueError(f"access_level must map a status code to a logging level (an int), got {level!r} for {status}")
-    return access_level
+            mapped: object = self._access_level(status)
+        except Exception:
+            mapped = None
+        level = mapped if type(mapped) is int else level_by_status(status)
+        self[status] = level
+        return level
 
 
 def _agent(user_agent: bytes) -> str:
@@ -301,7 +305,7 @@ class _Exchange:
         if middleware._quiet and code < 400:
             if raw_path in middleware._quiet_paths or raw_path.startswith(middleware._quiet_prefixes):
                 return
-        level = middleware._levels.get(code) or middleware.level_of(code)
+        level = middleware._levels[code]
         if access_logger.isEnabledFor(level):
             latency_ms = (_now() - self.start) * 1000.0
             method = printable(scope["method"], MAX_METHOD_LENGTH)

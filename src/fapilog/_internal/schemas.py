@@ -339,19 +339,15 @@ class EcsLayout(Layout):
         plain: list[tuple[str, object]] = []  # values that fit no ECS field keep fapilog's name
         last_trace, last_span, last_agent, ids = self._last_ids  # the lines of one request share them
         if trace_id is not last_trace or span_id is not last_span or user_agent is not last_agent:
-            ids = ""
-            if isinstance(trace_id, str):
-                ids += f',"trace":{{"id":{quote(trace_id)}}}'
-            elif trace_id is not None:
-                plain.append(("trace_id", trace_id))
-            if isinstance(span_id, str):
-                ids += f',"span":{{"id":{quote(span_id)}}}'
-            elif span_id is not None:
-                plain.append(("span_id", span_id))
-            if isinstance(user_agent, str):
-                ids += f',"user_agent":{{"original":{quote(user_agent)}}}'
-            elif user_agent is not None:
-                plain.append(("user_agent", user_agent))
+            ids = "".join(
+                f',"{field}":{{"{key}":{written}}}'
+                for field, key, written in (
+                    ("trace", "id", _typed(plain, "trace_id", trace_id, _string)),
+                    ("span", "id", _typed(plain, "span_id", span_id, _string)),
+                    ("user_agent", "original", _typed(plain, "user_agent", user_agent, _string)),
+                )
+                if written is not None
+            )
             if not plain:  # strings or None: immutable, safe to keep by identity
                 self._last_ids = (trace_id, span_id, user_agent, ids)
         line += ids
@@ -503,10 +499,9 @@ class GcpLayout(Layout):
                     unsure = model
             elif trace_id is not None:
                 plain.append(("trace_id", trace_id))
-            if isinstance(span_id, str):
-                ids += f',"logging.googleapis.com/spanId":{quote(span_id)}'
-            elif span_id is not None:
-                plain.append(("span_id", span_id))
+            span = _typed(plain, "span_id", span_id, _string)
+            if span is not None:
+                ids += f',"logging.googleapis.com/spanId":{span}'
             if not plain:  # strings or None, and a frozen model: safe to keep by identity
                 self._last_ids = (trace_id, span_id, unsure, ids)
         line += ids + static
