@@ -32,6 +32,7 @@ def tests(session: nox.Session) -> None:
     _install(session, "tests")
     session.run("coverage", "erase")
     session.run("coverage", "run", "-m", "pytest", *session.posargs)
+    session.run("coverage", "combine", "--quiet")
     session.run("coverage", "report")
 
 
@@ -70,4 +71,4 @@ def w3c(session: nox.Session) -> None:
     if not (suite / "test.py").is_file():
         session.skip(f"no W3C Trace Context suite at {suite} (set W3C_TRACE_CONTEXT)")
     _install(session, "w3c")
-    session.run("python", "-m", "tests.w3c_service", str(suite))
+    session.run("python", "-m", "tests.apps.w3c_service", str(suite))

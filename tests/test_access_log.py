@@ -10,7 +10,8 @@ from fastapi import FastAPI, Response
 
 from fapilog import TraceIDMiddleware, get_context, instrument_app
 from fapilog._internal.middleware import level_by_status
-from tests._support import access_records, http_client
+from tests.support.http import http_client
+from tests.support.records import access_records
 
 
 def _app(**options: Any) -> FastAPI:

@@ -7,14 +7,12 @@ import contextlib
 import logging
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,11 +21,10 @@ from celery.result import AsyncResult
 from fastapi import FastAPI
 
 import fapilog.celery
-from examples.broker import redis_server
 from fapilog import TraceIDMiddleware, bind_trace_headers, get_context, trace_headers
-from tests import celery_tasks
-from tests._servers import ROOT, json_lines, stop
-from tests._support import http_client
+from tests.apps import celery_tasks
+from tests.support.http import http_client
+from tests.support.servers import ROOT, json_lines, stop
 
 TIMEOUT = 60.0  # seconds a result may take on a slow CI machine; a join, never an assertion
 LOAD = 200
@@ -59,16 +56,10 @@ class WorkerRun:
 
 
 @pytest.fixture(scope="session")
-def broker() -> Iterator[str]:
-    """A real redis-server for the session; skipped locally without one, a failure under CI."""
-    if shutil.which("redis-server") is None:
-        reason = "redis-server is not installed (Debian: apt-get install redis-server)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}; CI must run the Celery tests")
-        pytest.skip(reason)
-    with tempfile.TemporaryDirectory() as directory, redis_server(Path(directory)) as url:
-        celery_tasks.app.conf.update(broker_url=url, result_backend=url)
-        yield url
+def broker(redis_url: str) -> str:
+    """The session's real Redis, as the test Celery app's broker and result backend."""
+    celery_tasks.app.conf.update(broker_url=redis_url, result_backend=redis_url)
+    return redis_url
 
 
 class _Captured(logging.Handler):
@@ -174,17 +165,19 @@ def _worker(module: str, *options: str, broker: str) -> Iterator[list[str]]:
 
 @pytest.fixture(scope="module", params=list(POOLS))
 def worker_run(request: pytest.FixtureRequest, broker: str) -> WorkerRun:
-    """Run ``celery -A tests.celery_worker worker`` with one pool kind through the whole exercise."""
+    """Run ``celery -A tests.apps.celery_worker worker`` with one pool kind through the whole exercise."""
     pool: str = request.param
     captured = _Captured()
     access_logger = logging.getLogger("fapilog.access")
-    access_logger.addHandler(captured)
+    level = access_logger.level
+    access_logger.addHandler(captured)  # module-scoped: set up before, so put back here, not by conftest
     access_logger.setLevel(logging.INFO)
     try:
-        with _worker("tests.celery_worker", "--pool", pool, *POOLS[pool], "--hostname", f"{pool}@fapilog", broker=broker) as lines:
+        with _worker("tests.apps.celery_worker", "--pool", pool, *POOLS[pool], "--hostname", f"{pool}@fapilog", broker=broker) as lines:
             exercised = asyncio.run(_exercise())
     finally:
         access_logger.removeHandler(captured)
+        access_logger.setLevel(level)
     records, _ = json_lines(lines)
     return WorkerRun(lines=lines, records=records, access=captured.records, **exercised)
 
@@ -192,7 +185,7 @@ def worker_run(request: pytest.FixtureRequest, broker: str) -> WorkerRun:
 def test_a_worker_without_fapilogs_logging_keeps_celerys_own(broker: str) -> None:
     """instrument() alone changes no logging: Celery's banner and text lines, as before."""
     options = ("--pool", "solo", "-l", "INFO", "--hostname", "plain@fapilog")
-    with _worker("tests.celery_tasks", *options, broker=broker) as lines:
+    with _worker("tests.apps.celery_tasks", *options, broker=broker) as lines:
         # A task the worker ran is a join: by then its startup lines are written.
         assert _outcome(celery_tasks.work.delay(1).id) == 1
     output = "\n".join(lines)
@@ -331,12 +324,9 @@ def test_apply_runs_as_a_child_of_the_callers_trace_and_gives_the_context_back(
     )
 
 
+@pytest.mark.usefixtures("eager_celery")
 def test_eager_task_outside_a_trace_gets_a_new_one_and_leaves_no_context(records: list[logging.LogRecord]) -> None:
-    celery_tasks.app.conf.task_always_eager = True
-    try:
-        inside = celery_tasks.context.delay().get()
-    finally:
-        celery_tasks.app.conf.task_always_eager = False
+    inside = celery_tasks.context.delay().get()
     assert HEX32.fullmatch(inside["trace_id"])
     assert get_context()["trace_id"] is None
     (run,) = [record for record in records if record.name == "fapilog.task"]

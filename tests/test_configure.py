@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fapilog import bind_context, configure_logging, instrument_app
 from fapilog._internal.configure import SERVER_ACCESS_LOGGERS, SERVER_LOGGERS
 from fapilog.log_config import LOG_CONFIG, PATH
-from tests._support import running_server
+from tests.support.http import running_server
 
 
 def lines(stream: io.StringIO) -> list[dict[str, Any]]:

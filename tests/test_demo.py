@@ -5,24 +5,22 @@ from __future__ import annotations
 import logging
 
 import httpx
+import pytest
 
-from examples import tasks
 from examples.exercise import exercise
 from examples.service import create_app
-from tests._support import access_records, http_client
+from tests.support.http import http_client
+from tests.support.records import access_records
 
 
+@pytest.mark.usefixtures("eager_celery")  # the Celery tasks run in the request, with no broker
 async def test_the_demo_requests_get_the_expected_answers_and_one_trace_spans_both_services(
     records: list[logging.LogRecord],
 ) -> None:
     service_b = create_app()
     service_a = create_app("http://service-b", transport=httpx.ASGITransport(service_b))
-    tasks.app.conf.task_always_eager = True  # the Celery tasks run in the request, with no broker
-    try:
-        async with http_client(service_a, raise_app_exceptions=False) as client:
-            calls = await exercise(client)
-    finally:
-        tasks.app.conf.task_always_eager = False
+    async with http_client(service_a, raise_app_exceptions=False) as client:
+        calls = await exercise(client)
     assert [call.status for call in calls] == [200, 200, 200, 200, 200, 500, 200, 200, 200]
     runs = [vars(record) for record in records if record.name == "fapilog.task"]
     assert [(run["task_name"], run["state"], run["trace_id"]) for run in runs] == [

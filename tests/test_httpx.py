@@ -9,37 +9,27 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from fapilog import JsonFormatter, TraceIDMiddleware, bind_context, bind_trace_headers, get_context
 from fapilog._internal.records import MAX_LINE_LENGTH
 from fapilog.httpx import instrument
-from tests._support import access_records, running_server
+from tests.apps.echo import recording_transport, whoami
+from tests.support.http import running_server
+from tests.support.records import access_records, client_records
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN_ID = "00f067aa0ba902b7"
 
 
-def _echo(sent: list[httpx.Request]) -> httpx.MockTransport:
-    """A transport that records each request and answers 200."""
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        sent.append(request)
-        return httpx.Response(200)
-
-    return httpx.MockTransport(handler)
-
-
-def _client_records(records: list[logging.LogRecord]) -> list[dict[str, Any]]:
-    return [{**vars(record), "message": record.getMessage()} for record in records if record.name == "fapilog.client"]
 
 
 def test_a_sync_client_sends_the_trace_headers_with_a_child_span_it_logs(records: list[logging.LogRecord]) -> None:
     sent: list[httpx.Request] = []
     bind_context(trace_id=TRACE_ID, span_id=SPAN_ID)
-    with instrument(httpx.Client(transport=_echo(sent))) as client:
+    with instrument(httpx.Client(transport=recording_transport(sent))) as client:
         client.get("http://next.service/orders/7?token=secret#frag")
-    [record] = _client_records(records)
+    [record] = client_records(records)
     assert sent[0].headers["X-Request-ID"] == TRACE_ID
     assert sent[0].headers["traceparent"] == f"00-{TRACE_ID}-{record['span_id']}-01"
     assert re.fullmatch(r"[0-9a-f]{16}", record["span_id"]) and record["span_id"] != SPAN_ID
@@ -58,13 +48,13 @@ def test_a_sync_client_sends_the_trace_headers_with_a_child_span_it_logs(records
 async def test_three_calls_from_one_request_carry_three_parent_ids(records: list[logging.LogRecord]) -> None:
     sent: list[httpx.Request] = []
     bind_context(trace_id=TRACE_ID, span_id=SPAN_ID)
-    async with instrument(httpx.AsyncClient(transport=_echo(sent))) as client:
+    async with instrument(httpx.AsyncClient(transport=recording_transport(sent))) as client:
         for _ in range(3):
             await client.get("http://next.service/")
     parents = [request.headers["traceparent"].split("-")[2] for request in sent]
     assert len(set(parents)) == 3
-    assert parents == [record["span_id"] for record in _client_records(records)]
-    assert {record["parent_span_id"] for record in _client_records(records)} == {SPAN_ID}
+    assert parents == [record["span_id"] for record in client_records(records)]
+    assert {record["parent_span_id"] for record in client_records(records)} == {SPAN_ID}
 
 
 async def test_a_call_that_fails_is_logged_once_with_its_error_class(records: list[logging.LogRecord]) -> None:
@@ -78,7 +68,7 @@ async def test_a_call_that_fails_is_logged_once_with_its_error_class(records: li
     with instrument(httpx.Client(transport=httpx.MockTransport(refuse))) as sync_client:
         with pytest.raises(httpx.ConnectError):
             sync_client.post("http://down.service/y")
-    assert [(r["url"], r["status_code"], r["error"], r["message"]) for r in _client_records(records)] == [
+    assert [(r["url"], r["status_code"], r["error"], r["message"]) for r in client_records(records)] == [
         ("http://down.service/x", None, "ConnectError", "GET http://down.service/x failed: ConnectError"),
         ("http://down.service/y", None, "ConnectError", "POST http://down.service/y failed: ConnectError"),
     ]
@@ -88,23 +78,23 @@ def test_a_traceparent_set_by_someone_else_is_kept_and_its_span_logged(records: 
     sent: list[httpx.Request] = []
     theirs = f"00-{TRACE_ID}-b7ad6b7169203331-01"
     bind_trace_headers({"traceparent": f"00-{TRACE_ID}-{SPAN_ID}-01", "tracestate": "ours=1", "baggage": "a=1"})
-    with instrument(httpx.Client(transport=_echo(sent))) as client:
+    with instrument(httpx.Client(transport=recording_transport(sent))) as client:
         client.get("http://next.service/", headers={"traceparent": theirs})
     assert sent[0].headers.get_list("traceparent") == [theirs]
     assert "tracestate" not in sent[0].headers  # it belongs with our traceparent, not theirs
     assert sent[0].headers["baggage"] == "a=1"
-    [record] = _client_records(records)
+    [record] = client_records(records)
     assert record["span_id"] == "b7ad6b7169203331"
 
 
 def test_instrumenting_twice_and_mounted_transports_give_one_span_per_call(records: list[logging.LogRecord]) -> None:
     sent: list[httpx.Request] = []
     bind_context(trace_id=TRACE_ID, span_id=SPAN_ID)
-    client = httpx.Client(transport=_echo(sent), mounts={"http://mounted.service": _echo(sent), "http://unmounted.service": None})
+    client = httpx.Client(transport=recording_transport(sent), mounts={"http://mounted.service": recording_transport(sent), "http://unmounted.service": None})
     with instrument(instrument(client)):
         client.get("http://next.service/")
         client.get("http://mounted.service/")
-    assert [record["url"] for record in _client_records(records)] == [
+    assert [record["url"] for record in client_records(records)] == [
         "http://next.service/",
         "http://mounted.service/",
     ]
@@ -116,11 +106,11 @@ async def test_an_async_client_with_mounts_instrumented_twice_gives_one_span_per
 ) -> None:
     sent: list[httpx.Request] = []
     bind_context(trace_id=TRACE_ID, span_id=SPAN_ID)
-    client = httpx.AsyncClient(transport=_echo(sent), mounts={"http://mounted.service": _echo(sent), "http://unmounted.service": None})
+    client = httpx.AsyncClient(transport=recording_transport(sent), mounts={"http://mounted.service": recording_transport(sent), "http://unmounted.service": None})
     async with instrument(instrument(client)):
         await client.get("http://next.service/")
         await client.get("http://mounted.service/")
-    assert [record["url"] for record in _client_records(records)] == [
+    assert [record["url"] for record in client_records(records)] == [
         "http://next.service/",
         "http://mounted.service/",
     ]
@@ -130,7 +120,7 @@ async def test_an_async_client_with_mounts_instrumented_twice_gives_one_span_per
 def test_a_request_id_the_caller_set_is_kept_beside_our_traceparent() -> None:
     sent: list[httpx.Request] = []
     bind_context(trace_id=TRACE_ID, span_id=SPAN_ID)
-    with instrument(httpx.Client(transport=_echo(sent))) as client:
+    with instrument(httpx.Client(transport=recording_transport(sent))) as client:
         client.get("http://next.service/", headers={"X-Request-ID": "callers-own"})
     assert sent[0].headers.get_list("X-Request-ID") == ["callers-own"]
     assert sent[0].headers["traceparent"].startswith(f"00-{TRACE_ID}-")
@@ -149,34 +139,34 @@ def test_each_hop_of_a_redirect_is_its_own_span(records: list[logging.LogRecord]
     with instrument(httpx.Client(transport=httpx.MockTransport(redirect_once), follow_redirects=True)) as client:
         client.get("http://next.service/old")
     parents = [request.headers["traceparent"].split("-")[2] for request in sent]
-    assert parents == [record["span_id"] for record in _client_records(records)]
+    assert parents == [record["span_id"] for record in client_records(records)]
     assert len(set(parents)) == 2
 
 
 def test_a_foreign_traceparent_fapilog_cannot_read_never_fails_the_call(records: list[logging.LogRecord]) -> None:
     sent: list[httpx.Request] = []
     bind_context(trace_id=TRACE_ID, span_id=SPAN_ID)
-    with instrument(httpx.Client(transport=_echo(sent))) as client:
+    with instrument(httpx.Client(transport=recording_transport(sent))) as client:
         response = client.get("http://next.service/", headers={b"traceparent": "\u20ac".encode()})
     assert response.status_code == 200
-    [record] = _client_records(records)
+    [record] = client_records(records)
     assert (record["span_id"], record["status_code"]) == (None, 200)
 
 
 def test_a_hostile_method_is_cut_in_the_client_record(records: list[logging.LogRecord]) -> None:
     bind_context(trace_id=TRACE_ID, span_id=SPAN_ID)
-    with instrument(httpx.Client(transport=_echo([]))) as client:
+    with instrument(httpx.Client(transport=recording_transport([]))) as client:
         client.request("X" * 20_000, "http://next.service/")
-    [record] = _client_records(records)
+    [record] = client_records(records)
     assert record["method"] == "X" * 32
     assert len(JsonFormatter().format(next(r for r in records if r.name == "fapilog.client"))) < MAX_LINE_LENGTH
 
 
 def test_the_client_record_of_a_hostile_url_stays_bounded_and_printable(records: list[logging.LogRecord]) -> None:
     bind_context(trace_id=TRACE_ID, span_id=SPAN_ID)
-    with instrument(httpx.Client(transport=_echo([]))) as client:
+    with instrument(httpx.Client(transport=recording_transport([]))) as client:
         client.get("http://next.service/" + "%E2%80%A8caf%C3%A9%1B[31m" * 2_000)  # decoded in url.path
-    [record] = _client_records(records)
+    [record] = client_records(records)
     assert record["url"].isascii() and record["url"].isprintable()
     line = JsonFormatter().format(next(r for r in records if r.name == "fapilog.client"))
     assert len(line) < MAX_LINE_LENGTH
@@ -184,7 +174,7 @@ def test_the_client_record_of_a_hostile_url_stays_bounded_and_printable(records:
 
 async def test_an_async_client_sends_the_trace_headers_of_the_calling_task() -> None:
     sent: list[httpx.Request] = []
-    async with instrument(httpx.AsyncClient(transport=_echo(sent))) as client:
+    async with instrument(httpx.AsyncClient(transport=recording_transport(sent))) as client:
 
         async def call(trace_id: str) -> None:
             bind_context(trace_id=trace_id)
@@ -198,7 +188,7 @@ async def test_an_async_client_sends_the_trace_headers_of_the_calling_task() -> 
 def test_headers_the_caller_set_are_not_overwritten() -> None:
     sent: list[httpx.Request] = []
     bind_context(trace_id=TRACE_ID, span_id=SPAN_ID)
-    client = instrument(httpx.Client(transport=_echo(sent), headers={"x-request-id": "client-default"}))
+    client = instrument(httpx.Client(transport=recording_transport(sent), headers={"x-request-id": "client-default"}))
     with client:
         client.get("http://next.service/", headers={"traceparent": "explicit"})
     assert sent[0].headers.get_list("X-Request-ID") == ["client-default"]
@@ -207,10 +197,10 @@ def test_headers_the_caller_set_are_not_overwritten() -> None:
 
 def test_calls_outside_any_trace_carry_nothing_and_are_still_logged(records: list[logging.LogRecord]) -> None:
     sent: list[httpx.Request] = []
-    with instrument(httpx.Client(transport=_echo(sent))) as client:
+    with instrument(httpx.Client(transport=recording_transport(sent))) as client:
         client.get("http://next.service/")
     assert not {"X-Request-ID", "traceparent", "tracestate", "baggage"} & set(sent[0].headers)
-    [record] = _client_records(records)
+    [record] = client_records(records)
     assert (record["trace_id"], record["span_id"], record["status_code"]) == (None, None, 200)
 
 
@@ -218,7 +208,7 @@ def test_a_custom_header_name_and_the_existing_hooks_are_kept() -> None:
     sent: list[httpx.Request] = []
     seen_by_user_hook: list[str] = []
     client = httpx.Client(
-        transport=_echo(sent), event_hooks={"request": [lambda request: seen_by_user_hook.append(request.url.host)]}
+        transport=recording_transport(sent), event_hooks={"request": [lambda request: seen_by_user_hook.append(request.url.host)]}
     )
     bind_context(trace_id="req-7")
     with instrument(client, header_name="X-Correlation-ID"):
@@ -231,7 +221,7 @@ def test_a_custom_header_name_and_the_existing_hooks_are_kept() -> None:
 
 def test_nothing_is_added_when_no_trace_is_bound() -> None:
     sent: list[httpx.Request] = []
-    with instrument(httpx.Client(transport=_echo(sent))) as client:
+    with instrument(httpx.Client(transport=recording_transport(sent))) as client:
         client.get("http://next.service/")
     assert "X-Request-ID" not in sent[0].headers
     assert "traceparent" not in sent[0].headers
@@ -240,21 +230,11 @@ def test_nothing_is_added_when_no_trace_is_bound() -> None:
 def test_a_trace_id_that_would_inject_a_header_line_is_not_sent() -> None:
     sent: list[httpx.Request] = []
     bind_context(trace_id="evil\r\nX-Injected: 1", span_id=SPAN_ID)
-    with instrument(httpx.Client(transport=_echo(sent))) as client:
+    with instrument(httpx.Client(transport=recording_transport(sent))) as client:
         client.get("http://next.service/")
     assert "X-Injected" not in sent[0].headers
     assert "X-Request-ID" not in sent[0].headers
 
-
-def _service_b() -> FastAPI:
-    app = FastAPI()
-
-    @app.get("/whoami")
-    async def whoami(request: Request) -> dict[str, Any]:
-        return {"context": dict(get_context()), "traceparent": request.headers.get("traceparent")}
-
-    app.add_middleware(TraceIDMiddleware)
-    return app
 
 
 def _service_a(b_url: str) -> FastAPI:
@@ -278,7 +258,7 @@ def _service_a(b_url: str) -> FastAPI:
 
 @pytest.mark.parametrize("path", ["/call", "/call-sync"])
 async def test_service_b_joins_service_as_trace_with_a_new_span(path: str, records: list[logging.LogRecord]) -> None:
-    async with running_server(_service_b()) as b_url, running_server(_service_a(b_url)) as a_url:
+    async with running_server(whoami()) as b_url, running_server(_service_a(b_url)) as a_url:
         async with httpx.AsyncClient(base_url=a_url) as client:
             response = await client.get(path)
     body = response.json()
@@ -287,7 +267,7 @@ async def test_service_b_joins_service_as_trace_with_a_new_span(path: str, recor
     assert b["trace_id"] == a["trace_id"] == response.headers["X-Request-ID"]
     assert re.fullmatch(r"[0-9a-f]{16}", b["span_id"])
     assert b["span_id"] != a["span_id"]
-    [call] = _client_records(records)
+    [call] = client_records(records)
     assert call["parent_span_id"] == a["span_id"]
     assert body["b"]["traceparent"] == f"00-{a['trace_id']}-{call['span_id']}-03"
     [b_access] = [access for access in access_records(records) if access["path"] == "/whoami"]
@@ -297,7 +277,7 @@ async def test_service_b_joins_service_as_trace_with_a_new_span(path: str, recor
 
 
 async def test_50_concurrent_calls_each_keep_their_own_trace_across_the_hop(records: list[logging.LogRecord]) -> None:
-    async with running_server(_service_b()) as b_url, running_server(_service_a(b_url)) as a_url:
+    async with running_server(whoami()) as b_url, running_server(_service_a(b_url)) as a_url:
         async with httpx.AsyncClient(base_url=a_url, timeout=30) as client:
             responses = await asyncio.gather(
                 *(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from fapilog._internal.ids import (
@@ -57,9 +57,15 @@ def test_other_request_ids_are_invalid(value: str) -> None:
     assert not is_valid_request_id(value)
 
 
-@given(st.text())
-def test_a_valid_request_id_is_always_safe_in_a_header(value: str) -> None:
-    if is_valid_request_id(value):
+_ALPHABET = r"[A-Za-z0-9._:\-]"
+
+
+@given(st.from_regex(rf"{_ALPHABET}{{1,128}}", fullmatch=True) | st.from_regex(rf"{_ALPHABET}{{0,140}}", fullmatch=True) | st.text())
+def test_a_request_id_is_valid_exactly_when_it_is_1_to_128_safe_characters_and_then_header_safe(value: str) -> None:
+    valid = is_valid_request_id(value)
+    event("valid" if valid else "invalid")
+    assert valid == (1 <= len(value) <= 128 and re.fullmatch(rf"{_ALPHABET}*", value) is not None)
+    if valid:
         assert value.isascii() and value.isprintable() and " " not in value
 
 

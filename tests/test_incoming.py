@@ -6,14 +6,14 @@ import logging
 import re
 
 import pytest
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from fapilog import bind_context, bind_trace_headers, get_context, trace_headers
 from fapilog._internal.context import current_model, trace_state
 from fapilog._internal.ids import is_w3c_span_id, is_w3c_trace_id
 from fapilog._internal.incoming import TraceReader, parse_baggage, parse_traceparent, parse_tracestate
-from tests._support import rendered
+from tests.support.records import rendered
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -65,14 +65,40 @@ def test_an_invalid_traceparent_gives_nothing(header: str) -> None:
     assert parse_traceparent(header.encode("latin-1")) is None
 
 
-@given(st.binary(max_size=80))
+# Valid traceparents, each maybe broken in one of the ways W3C singles out, around optional
+# whitespace; and arbitrary bytes.
+_FLAWS = {
+    "none": lambda version, trace_id, parent_id, flags: f"{version}-{trace_id}-{parent_id}-{flags}",
+    "later version, more fields": lambda version, trace_id, parent_id, flags: f"cc-{trace_id}-{parent_id}-{flags}-more",
+    "version 00, more fields": lambda version, trace_id, parent_id, flags: f"00-{trace_id}-{parent_id}-{flags}-more",
+    "version ff": lambda version, trace_id, parent_id, flags: f"ff-{trace_id}-{parent_id}-{flags}",
+    "zero trace id": lambda version, trace_id, parent_id, flags: f"{version}-{'0' * 32}-{parent_id}-{flags}",
+    "zero parent id": lambda version, trace_id, parent_id, flags: f"{version}-{trace_id}-{'0' * 16}-{flags}",
+    "uppercase": lambda version, trace_id, parent_id, flags: f"{version}-{trace_id.upper()}-{parent_id}-{flags}",
+    "short parent id": lambda version, trace_id, parent_id, flags: f"{version}-{trace_id}-{parent_id[1:]}-{flags}",
+}
+_TRACEPARENTS = st.builds(
+    lambda flaw, version, trace_id, parent_id, flags, space: f"{space}{_FLAWS[flaw](version, trace_id, parent_id, flags)}{space}",
+    flaw=st.sampled_from(["none"] * len(_FLAWS) + list(_FLAWS)),  # half of them valid
+    version=st.sampled_from(["00", "01", "7f"]),
+    trace_id=st.integers(1, 2**128 - 1).map("{:032x}".format),  # never zero: zero ids are a flaw of their own
+    parent_id=st.integers(1, 2**64 - 1).map("{:016x}".format),
+    flags=st.integers(0, 255).map("{:02x}".format),
+    space=st.sampled_from(["", " ", "\t", "\n"]),
+).map(lambda text: text.encode("latin-1"))
+_ANY_TRACEPARENT = _TRACEPARENTS | _TRACEPARENTS | st.binary(max_size=80)
+
+
+@given(_ANY_TRACEPARENT)
 def test_whatever_a_traceparent_holds_what_is_adopted_is_w3c(header: bytes) -> None:
     parsed = parse_traceparent(header)
+    event("adopted" if parsed is not None else "rejected")
     if parsed is not None:
         trace_id, parent_id, flags = parsed
         assert is_w3c_trace_id(trace_id)
         assert is_w3c_span_id(parent_id)
         assert flags & ~0x03 == 0
+        assert f"-{trace_id}-{parent_id}-".encode() in header  # what is adopted is what was sent, never repaired
 
 
 LCALPHA_KEY = "abcdefghijklmnopqrstuvwxyz0123456789_-*/"

@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse
 from starlette.applications import Starlette
 
 from fapilog import get_context, instrument_app
-from tests._support import access_records, http_client, preflight
+from tests.support.http import http_client, preflight
+from tests.support.records import access_records
 
 
 def _app(*, debug: bool = False) -> FastAPI:

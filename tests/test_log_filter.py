@@ -7,7 +7,7 @@ import sys
 
 from fapilog import ContextFilter, bind_context
 from fapilog._internal.middleware import CONTEXT_ATTRIBUTE
-from tests._support import ALL_NONE
+from tests.support.records import ALL_NONE, make_record
 
 FIELDS = tuple(ALL_NONE)
 
@@ -17,11 +17,6 @@ def filtered(record: logging.LogRecord) -> dict[str, object]:
     assert ContextFilter().filter(record) is True
     return {key: getattr(record, key) for key in FIELDS}
 
-
-def make_record(**extra: object) -> logging.LogRecord:
-    record = logging.LogRecord("app", logging.INFO, __file__, 1, "hello", None, None)
-    record.__dict__.update(extra)
-    return record
 
 
 def test_a_record_gets_the_seven_fields_of_the_current_context() -> None:

@@ -16,8 +16,8 @@ from loguru import logger
 import fapilog.loguru
 from fapilog import instrument_app
 from fapilog.loguru import patcher
-from fapilog._internal.warn_once import warned
-from tests._support import ALL_NONE, access_records, http_client, running_server
+from tests.support.http import http_client, running_server
+from tests.support.records import ALL_NONE, access_records
 
 if TYPE_CHECKING:
     from loguru import Message, Record
@@ -35,7 +35,6 @@ def sink() -> Iterator[list[Message]]:
     yield messages
     logger.remove(handler_id)
     logger.configure(patcher=_no_patcher)
-    warned.discard("loguru")
 
 
 def _extras(messages: list[Message]) -> list[dict[str, Any]]:

@@ -11,7 +11,8 @@ from pathlib import Path
 from examples.background import in_background
 from examples.quickstart import app
 from fapilog import bind_context
-from tests._support import access_records, http_client, preflight
+from tests.support.http import http_client, preflight
+from tests.support.records import access_records
 
 ROOT = Path(__file__).resolve().parent.parent
 SNIPPET = re.compile(r"<!-- (examples/\w+\.py) -->\n```python\n(.*?)```", re.DOTALL)

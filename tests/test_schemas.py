@@ -14,7 +14,7 @@ import logging.config
 import math
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
@@ -29,13 +29,14 @@ from google.protobuf import json_format
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fapilog import ContextFilter, JsonFormatter, TraceIDMiddleware, bind_context, configure_logging
 import fapilog._internal
+from fapilog import ContextFilter, JsonFormatter, TraceIDMiddleware, bind_context, configure_logging
 from fapilog._internal import jsonline, orjson_values
 from fapilog._internal.context import SAMPLED, TraceState, bind_trace
 from fapilog._internal.schemas import SCHEMAS, Schema, datadog_id, gcp_duration
-from tests._lines import RENAMED, fapilog_view, format_line
-from tests._support import http_client
+from tests.support import records
+from tests.support.http import http_client
+from tests.support.lines import RENAMED, fapilog_view, format_line
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN_ID = "00f067aa0ba902b7"
@@ -44,22 +45,11 @@ CREATED = 1_795_000_000.25  # 2026-11-18T11:06:40.250Z
 TIMESTAMP = "2026-11-18T11:06:40.250Z"
 
 
-def make_record(
-    msg: object = "order %s placed",
-    args: Any = (42,),
-    *,
-    name: str = "app.orders",
-    level: int = logging.INFO,
-    exc_info: Any = None,
-    extra: Mapping[str, object] | None = None,
-    **more: object,
-) -> logging.LogRecord:
-    """Build a record as ``logging.getLogger(name).log(level, msg, *args, extra={**extra, **more})`` would, at ``CREATED``."""
-    record = logging.LogRecord(name, level, "/srv/app/orders.py", 42, msg, args, exc_info, func="place")
-    record.created = CREATED
-    record.msecs = int((CREATED - int(CREATED)) * 1000) + 0.0  # as LogRecord computes it
-    record.__dict__.update({**(extra or {}), **more})
-    return record
+def make_record(msg: object = "order %s placed", args: Any = (42,), *, name: str = "app.orders", **options: Any) -> logging.LogRecord:
+    """Build a record of *name* logged from ``/srv/app/orders.py:42`` in ``place()`` at ``CREATED``."""
+    return records.make_record(
+        msg, args, name=name, pathname="/srv/app/orders.py", lineno=42, func="place", created=CREATED, **options
+    )
 
 
 def filtered(record: logging.LogRecord) -> logging.LogRecord:
@@ -109,7 +99,7 @@ def failed_record(**extra: object) -> logging.LogRecord:
     try:
         raise ValueError("bad order")
     except ValueError:
-        return make_record("failed", (), level=logging.ERROR, exc_info=sys.exc_info(), extra=extra)
+        return make_record("failed", (), levelno=logging.ERROR, exc_info=sys.exc_info(), extra=extra)
 
 
 @pytest.fixture
@@ -404,7 +394,7 @@ def test_gcp_the_traceback_goes_where_error_reporting_reads_it_first() -> None:
     ],
 )
 def test_gcp_severity_is_a_cloud_logging_severity_whatever_the_level_name(level: int, name: str, severity: str) -> None:
-    record = make_record(level=level)
+    record = make_record(levelno=level)
     record.levelname = name
     assert line_of(record, "gcp")["severity"] == severity
 
@@ -506,7 +496,7 @@ def test_datadog_the_exception_is_datadogs_error_attributes() -> None:
 
 @pytest.mark.parametrize(("level", "name", "status"), [(10, "DEBUG", "debug"), (30, "WARNING", "warning"), (50, "CRITICAL", "critical"), (25, "NOTICE", "notice"), (45, "SEVERE", "error")])
 def test_datadog_status_is_a_datadog_status_whatever_the_level_name(level: int, name: str, status: str) -> None:
-    record = make_record(level=level)
+    record = make_record(levelno=level)
     record.levelname = name
     assert line_of(record, "datadog")["status"] == status
 

@@ -21,8 +21,8 @@ from starlette.types import ASGIApp
 import fapilog.sentry
 from fapilog import TraceIDMiddleware, instrument_app
 from fapilog.sentry import FapilogIntegration
-from fapilog._internal.warn_once import warned
-from tests._support import ALL_NONE, access_records, http_client
+from tests.support.http import http_client
+from tests.support.records import ALL_NONE, access_records
 
 DSN = "http://public@127.0.0.1:1/1"  # never contacted: the transport keeps events in memory
 
@@ -58,7 +58,6 @@ def sentry_init() -> Iterator[Init]:
     yield init
     sentry_sdk.get_client().close()
     sentry_sdk.get_global_scope().set_client(None)
-    warned.discard("sentry")
 
 
 def _app() -> FastAPI:

@@ -1,6 +1,6 @@
 """Every real server, in the README's setup: each line JSON with its context, one access line per request.
 
-Each server runs ``tests.server_app:app`` (``instrument(app)`` with CORS
+Each server runs ``tests.apps.server_app:app`` (``instrument(app)`` with CORS
 added after it) as a subprocess on a free 127.0.0.1 port, with fapilog's
 packaged log config, and is stopped by its process group.
 """
@@ -17,10 +17,10 @@ import pytest
 from fapilog._internal.configure import SERVER_ACCESS_LOGGERS
 from fapilog._internal.records import MAX_LINE_LENGTH
 from fapilog.log_config import PATH
-from tests._servers import json_lines, serve
-from tests._support import preflight
+from tests.support.http import preflight
+from tests.support.servers import json_lines, serve
 
-APP = "tests.server_app:app"
+APP = "tests.apps.server_app:app"
 CONFIG = str(PATH)
 BIN = sys.executable.rsplit("/", 1)[0]
 HOSTILE_ID = '"><script>zq</script>'

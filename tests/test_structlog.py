@@ -16,9 +16,10 @@ from fastapi import FastAPI
 
 import fapilog.structlog
 from fapilog import instrument_app
-from fapilog.structlog import merge_context
 from fapilog._internal.warn_once import warned
-from tests._support import ALL_NONE, access_records, http_client, running_server
+from fapilog.structlog import merge_context
+from tests.support.http import http_client, running_server
+from tests.support.records import ALL_NONE, access_records
 
 
 @pytest.fixture(autouse=True)
@@ -26,7 +27,6 @@ def _structlog_defaults() -> Iterator[None]:
     """Give structlog back its default configuration, and the bridge its one warning."""
     yield
     structlog.reset_defaults()
-    warned.discard("structlog")
 
 
 def _json_lines(stream: io.StringIO) -> list[dict[str, Any]]:

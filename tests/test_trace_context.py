@@ -31,20 +31,14 @@ from starlette.types import ASGIApp
 
 from fapilog import TraceIDMiddleware, get_context
 from fapilog.httpx import instrument
-from tests._support import access_records, http_client, running_server
+from tests.apps.echo import header_echo
+from tests.support.http import http_client, running_server
+from tests.support.records import access_records
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
 PARSERS = ("h11", "httptools")
-ECHOED = ("traceparent", "tracestate", "baggage", "x-request-id")
 
-
-async def _echo(request: Request) -> JSONResponse:
-    return JSONResponse({name: request.headers.getlist(name) for name in ECHOED})
-
-
-def _service_b() -> ASGIApp:
-    return Starlette(routes=[Route("/echo", _echo)])
 
 
 def _service_a(b_url: str) -> ASGIApp:
@@ -58,7 +52,7 @@ def _service_a(b_url: str) -> ASGIApp:
 
 @asynccontextmanager
 async def _services(parser: Literal["h11", "httptools"], b: ASGIApp | None = None) -> AsyncIterator[str]:
-    async with running_server(b or _service_b(), http=parser) as b_url:
+    async with running_server(b or header_echo(), http=parser) as b_url:
         async with running_server(_service_a(b_url), http=parser) as a_url:
             yield a_url
 
@@ -170,7 +164,7 @@ async def test_hostile_tracestate_and_baggage_are_dropped_never_forwarded_or_log
 def _otel_service_b(exporter: InMemorySpanExporter) -> ASGIApp:
     provider = TracerProvider(sampler=ParentBased(ALWAYS_ON))  # OpenTelemetry's default: follow the caller
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return OpenTelemetryMiddleware(_service_b(), tracer_provider=provider)
+    return OpenTelemetryMiddleware(header_echo(), tracer_provider=provider)
 
 
 async def test_an_unsampled_caller_through_fapilog_makes_opentelemetry_export_no_span() -> None:
@@ -209,7 +203,7 @@ async def test_control_characters_the_parsers_would_refuse_are_dropped_in_proces
     name: bytes, records: list[logging.LogRecord]
 ) -> None:
     hostile = b"a=\x1b[31mzqx\x00"
-    async with running_server(_service_b()) as b_url, http_client(_service_a(b_url)) as client:
+    async with running_server(header_echo()) as b_url, http_client(_service_a(b_url)) as client:
         response = await client.get(
             "/hop", headers=[(b"traceparent", f"00-{TRACE_ID}-{PARENT_ID}-01".encode()), (name, hostile)]
         )

@@ -6,8 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-
-mypy_api = pytest.importorskip("mypy.api")
+from mypy import api as mypy_api
 
 SAMPLES = Path(__file__).parent / "typing_samples"
 ROOT = SAMPLES.parent.parent

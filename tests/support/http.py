@@ -1,17 +1,19 @@
-"""Helpers shared by test modules: an in-process HTTP client and record checks."""
+"""HTTP in the test's own process: a client that calls an app over ASGI, and a real uvicorn in the test's event loop."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Literal
 
 import httpx
 import uvicorn
 from starlette.types import ASGIApp
+
+__all__ = ["http_client", "preflight", "running_server"]
+
 
 def preflight(method: str = "GET") -> dict[str, str]:
     """Return the headers of a browser's CORS preflight from https://shop.example for *method*."""
@@ -22,27 +24,12 @@ def preflight(method: str = "GET") -> dict[str, str]:
     }
 
 
-ALL_NONE = dict.fromkeys(
-    ("trace_id", "span_id", "latency_ms", "status_code", "req_bytes", "res_bytes", "user_agent")
-)
-
-
 @asynccontextmanager
 async def http_client(app: ASGIApp, *, raise_app_exceptions: bool = True) -> AsyncIterator[httpx.AsyncClient]:
     """Yield an httpx client that calls *app* in process, over ASGI."""
     transport = httpx.ASGITransport(app, raise_app_exceptions=raise_app_exceptions)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
-
-
-def access_records(records: list[logging.LogRecord]) -> list[dict[str, Any]]:
-    """Return the attributes of the access records among *records*, message rendered."""
-    return [{**vars(record), "message": record.getMessage()} for record in records if record.name == "fapilog.access"]
-
-
-def rendered(record: logging.LogRecord) -> str:
-    """Return everything a handler could write of *record*: message and attributes."""
-    return " ".join([record.getMessage(), *(str(value) for value in vars(record).values())])
 
 
 @asynccontextmanager

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from examples.broker import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 READY_ATTEMPTS = 300  # polls, READY_INTERVAL apart: a slow CI machine gets 30 s
 READY_INTERVAL = 0.1
 STOP_TIMEOUT = 20.0

@@ -4,7 +4,7 @@ The suite POSTs a JSON list of ``{"url": ..., "arguments": [...]}``; the
 service POSTs each ``arguments`` to its ``url`` in order, through an
 instrumented httpx client, so the suite sees what fapilog propagates::
 
-    python -m tests.w3c_service ../shared/w3c-trace-context    # h11, then httptools
+    python -m tests.apps.w3c_service ../shared/w3c-trace-context    # h11, then httptools
 
 The suite is W3C's own code; it is run from where it lies, never copied here.
 """
@@ -59,7 +59,7 @@ def run_suite(suite: Path, parser: str) -> tuple[int, int, str]:
     """Serve this app under uvicorn with *parser*, run the suite at it; return (passed, ran, output)."""
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "tests.w3c_service:app", "--http", parser, "--port", str(port)],
+        [sys.executable, "-m", "uvicorn", "tests.apps.w3c_service:app", "--http", parser, "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -14,8 +14,8 @@ from fapilog import get_context
 
 BROKER_ENV = "FAPILOG_TEST_BROKER"
 
-logger = logging.getLogger("tests.celery_tasks")
-app = Celery("tests.celery_tasks")
+logger = logging.getLogger("tests.apps.celery_tasks")
+app = Celery("tests.apps.celery_tasks")
 app.conf.update(
     broker_url=os.environ.get(BROKER_ENV, "memory://"),
     result_backend=os.environ.get(BROKER_ENV, "cache+memory://"),

@@ -1,9 +1,0 @@
-"""The worker module of the Celery tests, set up as the README says: ``celery -A tests.celery_worker worker``."""
-
-from fapilog import configure_logging
-
-configure_logging()
-
-from tests.celery_tasks import app  # noqa: E402  # logging first, as the README shows
-
-__all__ = ["app"]

@@ -1,0 +1,1 @@
+"""What the tests share: records and lines (``records``, ``lines``), in-process HTTP (``http``), real servers (``servers``)."""

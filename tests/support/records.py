@@ -1,0 +1,72 @@
+"""Log records as tests build and read them: one record factory, and views of what a handler received."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Final
+
+__all__ = ["ALL_NONE", "ListHandler", "access_records", "client_records", "make_record", "rendered", "task_records"]
+
+ALL_NONE: Final = dict.fromkeys(("trace_id", "span_id", "latency_ms", "status_code", "req_bytes", "res_bytes", "user_agent"))
+"""The seven context fields of an empty context, written out (not read from fapilog)."""
+
+
+def make_record(
+    msg: object = "hello",
+    args: Any = None,
+    exc_info: Any = None,
+    *,
+    name: str = "app.module",
+    levelno: int = logging.INFO,
+    pathname: str = "/srv/app/module.py",
+    lineno: int = 10,
+    func: str | None = None,
+    created: float | None = None,
+    extra: dict[str, object] | None = None,
+    **more: object,
+) -> logging.LogRecord:
+    """Build a record as ``logging.getLogger(name).log(levelno, msg, *args, extra={**extra, **more})`` would.
+
+    *created* fixes the record's time (and ``msecs``, as ``LogRecord`` computes it).
+    """
+    record = logging.LogRecord(name, levelno, pathname, lineno, msg, args, exc_info, func=func)
+    if created is not None:
+        record.created = created
+        record.msecs = int((created - int(created)) * 1000) + 0.0
+    record.__dict__.update({**(extra or {}), **more})
+    return record
+
+
+class ListHandler(logging.Handler):
+    """Keep every record it handles."""
+
+    def __init__(self, records: list[logging.LogRecord]) -> None:
+        super().__init__(logging.DEBUG)
+        self.records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def _of(logger: str, records: list[logging.LogRecord]) -> list[dict[str, Any]]:
+    return [{**vars(record), "message": record.getMessage()} for record in records if record.name == logger]
+
+
+def access_records(records: list[logging.LogRecord]) -> list[dict[str, Any]]:
+    """Return the attributes of the ``fapilog.access`` records among *records*, message rendered."""
+    return _of("fapilog.access", records)
+
+
+def client_records(records: list[logging.LogRecord]) -> list[dict[str, Any]]:
+    """Return the attributes of the ``fapilog.client`` records among *records*, message rendered."""
+    return _of("fapilog.client", records)
+
+
+def task_records(records: list[logging.LogRecord]) -> list[dict[str, Any]]:
+    """Return the attributes of the ``fapilog.task`` records among *records*, message rendered."""
+    return _of("fapilog.task", records)
+
+
+def rendered(record: logging.LogRecord) -> str:
+    """Return everything a handler could write of *record*: message and attributes."""
+    return " ".join([record.getMessage(), *(str(value) for value in vars(record).values())])
