@@ -195,6 +195,23 @@ def test_headers_the_caller_set_are_not_overwritten() -> None:
     assert sent[0].headers.get_list("traceparent") == ["explicit"]
 
 
+def test_a_baggage_already_set_gets_the_traces_members_it_lacks_within_w3c_limits() -> None:
+    """Sentry's httpx integration writes its baggage first: fapilog adds the caller's members, never drops either side."""
+    sent: list[httpx.Request] = []
+    big = "big=" + "v" * 4000
+    bind_trace_headers({"traceparent": f"00-{TRACE_ID}-{SPAN_ID}-01", "baggage": f"tenant=acme,region=eu,{big}"})
+    full = "full=" + "x" * 5000
+    many = ",".join(f"k{n}=v" for n in range(179))
+    with instrument(httpx.Client(transport=recording_transport(sent))) as client:
+        for present in ("sentry-trace_id=abc,region=us", full, many):
+            client.get("http://next.service/", headers={"baggage": present})
+    assert [request.headers["baggage"] for request in sent] == [
+        f"sentry-trace_id=abc,region=us,tenant=acme,{big}",  # its own region kept
+        f"{full},tenant=acme,region=eu",  # big would pass 8,192 bytes
+        f"{many},tenant=acme",  # 180 members at most
+    ]
+
+
 def test_calls_outside_any_trace_carry_nothing_and_are_still_logged(records: list[logging.LogRecord]) -> None:
     sent: list[httpx.Request] = []
     with instrument(httpx.Client(transport=recording_transport(sent))) as client:

@@ -8,17 +8,18 @@ import logging
 import pathlib
 import re
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
-from fastapi import BackgroundTasks, FastAPI, Request, Response
+from pydantic import BaseModel
+from fastapi import BackgroundTasks, FastAPI, Header, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.applications import Starlette
-from starlette.routing import WebSocketRoute
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from fapilog import JsonFormatter, TraceIDMiddleware, get_context
+from fapilog import JsonFormatter, TraceIDMiddleware, get_context, instrument_app
 from fapilog._internal import middleware as middleware_module
 from fapilog._internal.records import MAX_LINE_LENGTH, MAX_USER_AGENT_LENGTH
 from tests.support.http import http_client
@@ -29,6 +30,19 @@ HEX16 = re.compile(r"[0-9a-f]{16}")
 TRACEPARENT_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACEPARENT_TRACE_ID}-00f067aa0ba902b7-01"
 STREAM_CHUNKS = (b"a" * 10, b"b" * 20, b"c" * 30)
+
+
+class ClientHeaders(BaseModel):
+    """Every header httpx sends, as FastAPI's "Forbid Extra Headers" model: any other one is a 422."""
+
+    model_config = {"extra": "forbid"}
+    host: str
+    accept: str
+    accept_encoding: str
+    connection: str
+    user_agent: str
+    x_request_id: str | None = None
+    traceparent: str | None = None
 
 
 
@@ -239,11 +253,43 @@ async def test_the_client_keeps_its_own_request_id_when_a_traceparent_sets_the_t
         pytest.param({"X-Request-ID": ""}, id="empty"),
         pytest.param({"X-Request-ID": "bad id"}, id="invalid"),
         pytest.param({"traceparent": TRACEPARENT}, id="traceparent-only"),
+        pytest.param({"X-Request-ID": "req-1"}, id="valid"),
     ],
 )
-async def test_the_app_sees_in_its_request_headers_the_id_the_response_echoes(
-    app: FastAPI, records: list[logging.LogRecord], headers: dict[str, str]
+async def test_by_default_the_app_sees_exactly_the_request_headers_the_client_sent(
+    records: list[logging.LogRecord], headers: dict[str, str]
 ) -> None:
+    """FastAPI's "Forbid Extra Headers" model answers 422 to any header the client did not send."""
+
+    api = instrument_app(FastAPI())
+
+    @api.get("/headers")
+    async def headers_endpoint(request: Request, model: Annotated[ClientHeaders, Header()]) -> list[list[str]]:
+        return [[name.decode(), value.decode()] for name, value in request.headers.raw]
+
+    async with http_client(api) as client:
+        response = await client.get("/headers", headers=headers)
+    assert response.status_code == 200, response.text
+    sent = [[name.decode(), value.decode()] for name, value in response.request.headers.raw]
+    assert response.json() == [[name.lower(), value] for name, value in sent]
+    [access] = access_records(records)
+    assert access["request_id"] == access["trace_id"] == response.headers["X-Request-ID"]
+    assert get_context()["trace_id"] is None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({}, id="absent"),
+        pytest.param({"X-Request-ID": ""}, id="empty"),
+        pytest.param({"X-Request-ID": "bad id"}, id="invalid"),
+        pytest.param({"traceparent": TRACEPARENT}, id="traceparent-only"),
+    ],
+)
+async def test_with_update_request_header_the_app_sees_in_its_request_headers_the_id_the_response_echoes(
+    seen: Seen, records: list[logging.LogRecord], headers: dict[str, str]
+) -> None:
+    app = TraceIDMiddleware(make_app(seen), update_request_header=True)
     async with http_client(app) as client:
         response = await client.get("/request-id", headers=headers)
     assert response.json() == [response.headers["X-Request-ID"]]
@@ -746,3 +792,50 @@ async def test_a_request_served_in_process_inside_another_leaves_the_outer_conte
     assert body["outer_after"]["trace_id"] == "outer-1"
     assert [access["trace_id"] for access in access_records(records)] == ["inner-1", "outer-1"]
     assert get_context() == ALL_NONE
+
+
+async def test_a_mounted_sub_app_instrumented_too_writes_one_access_record_naming_the_traceresponse_span(
+    records: list[logging.LogRecord],
+) -> None:
+    """Each app set up the README's way: the inner middleware passes the outer one's request through."""
+    inner = instrument_app(FastAPI())
+
+    @inner.get("/items")
+    async def items() -> dict[str, Any]:
+        logging.getLogger("shop").info("items listed")
+        return dict(get_context())
+
+    outer = instrument_app(FastAPI())
+    outer.mount("/sub", inner)
+    async with http_client(outer) as client:
+        response = await client.get("/sub/items")
+    [access] = access_records(records)
+    _, trace_id, span_id, _ = response.headers["traceresponse"].split("-")
+    assert response.headers.get_list("X-Request-ID") == [trace_id]
+    assert (access["path"], access["trace_id"], access["span_id"]) == ("/sub/items", trace_id, span_id)
+    assert (response.json()["trace_id"], response.json()["span_id"]) == (trace_id, span_id)
+    [line] = [record for record in records if record.name == "shop"]
+    assert (getattr(line, "trace_id"), getattr(line, "span_id")) == (trace_id, span_id)  # set by the ContextFilter
+
+
+async def test_a_scope_without_headers_is_served_and_logged(records: list[logging.LogRecord]) -> None:
+    """Starlette reads a scope without "headers" as having none; so does fapilog."""
+
+    async def home(request: Request) -> Response:
+        return Response(get_context()["trace_id"])
+
+    app = TraceIDMiddleware(Starlette(routes=[Route("/", home)]), update_request_header=True)
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope: Scope = {"type": "http", "method": "GET", "path": "/", "query_string": b"", "scheme": "http"}
+    await app(scope, receive, send)
+    trace_id = sent[1]["body"].decode()
+    assert (sent[0]["status"], dict(sent[0]["headers"])[b"x-request-id"]) == (200, trace_id.encode())
+    [access] = access_records(records)
+    assert (access["trace_id"], access["status_code"], access["path"]) == (trace_id, 200, "/")

@@ -7,20 +7,24 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 import sentry_sdk
 from fastapi import FastAPI
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.integrations import Integration
 from sentry_sdk.integrations.fastapi import FastApiIntegration
+from sentry_sdk.integrations.httpx import HttpxIntegration
 from sentry_sdk.integrations.logging import LoggingIntegration
 from sentry_sdk.integrations.starlette import StarletteIntegration
 from sentry_sdk.transport import Transport
 from starlette.types import ASGIApp
 
+import fapilog.httpx
 import fapilog.sentry
 from fapilog import TraceIDMiddleware, instrument_app
 from fapilog.sentry import FapilogIntegration
+from tests.apps.echo import recording_transport
 from tests.support.http import http_client
 from tests.support.records import ALL_NONE, access_records
 
@@ -216,4 +220,86 @@ async def test_each_requests_transaction_carries_its_trace_id_on_its_isolation_s
         ("event", "req-2"),
         ("transaction", "req-2"),
         ("event", None),
+    ]
+
+
+INCOMING_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+INNER_TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
+
+
+def _trace_of(event: dict[str, Any]) -> tuple[str | None, str | None]:
+    """Return the trace id Sentry files *event* under, and its ``trace_id`` tag."""
+    return event["contexts"]["trace"]["trace_id"], event.get("tags", {}).get("trace_id")
+
+
+@pytest.mark.parametrize("tracing", [{}, {"traces_sample_rate": 1.0}], ids=["errors-only", "tracing"])
+@pytest.mark.parametrize("incoming", [{}, {"traceparent": f"00-{INCOMING_TRACE_ID}-00f067aa0ba902b7-01"}], ids=["new", "w3c"])
+async def test_sentry_its_outgoing_headers_and_the_logs_name_the_requests_one_trace(
+    sentry_init: Init, tracing: dict[str, float], incoming: dict[str, str]
+) -> None:
+    """Sentry takes fapilog's trace id; Sentry's httpx integration writes baggage first, fapilog adds its members."""
+    events = sentry_init(*_integrations(), HttpxIntegration(), **tracing)
+    sent: list[httpx.Request] = []
+    downstream = fapilog.httpx.instrument(httpx.AsyncClient(transport=recording_transport(sent)))
+    app = FastAPI()
+
+    @app.get("/call")
+    async def call() -> str:
+        await downstream.get("http://stock.internal/level")
+        sentry_sdk.capture_message("stock checked")
+        return "ok"
+
+    @app.get("/fail")
+    async def fail() -> str:
+        raise RuntimeError("payment failed")
+
+    async with http_client(instrument_app(app), raise_app_exceptions=False) as client:
+        called = await client.get("/call", headers={**incoming, "baggage": "tenant=acme"})
+        failed = await client.get("/fail", headers=incoming)
+    trace_id = called.headers["traceresponse"].split("-")[1]
+    failed_trace_id = failed.headers["traceresponse"].split("-")[1]
+    if incoming:
+        assert trace_id == failed_trace_id == INCOMING_TRACE_ID
+    traces = [(event.get("type", "event"), _trace_of(event)) for event in events]
+    assert traces == [
+        ("event", (trace_id, trace_id)),
+        *([("transaction", (trace_id, trace_id))] if tracing else []),
+        ("event", (failed_trace_id, failed_trace_id)),
+        *([("transaction", (failed_trace_id, failed_trace_id))] if tracing else []),
+    ]
+    [request] = sent
+    assert request.headers["traceparent"].split("-")[1] == trace_id
+    assert request.headers["sentry-trace"].split("-")[0] == trace_id
+    baggage = request.headers["baggage"].split(",")
+    assert "tenant=acme" in baggage and f"sentry-trace_id={trace_id}" in baggage
+
+
+async def test_a_request_served_in_process_inside_another_gives_sentry_back_the_outer_trace(sentry_init: Init) -> None:
+    """An inner instrumented app called through httpx.ASGITransport shares the outer request's Sentry scope."""
+    events = sentry_init(*_integrations(), traces_sample_rate=1.0)
+    inner = FastAPI()
+
+    @inner.get("/inner")
+    async def inner_endpoint() -> str:
+        sentry_sdk.capture_message("inside")
+        return "ok"
+
+    outer = FastAPI()
+
+    @outer.get("/outer")
+    async def outer_endpoint() -> str:
+        sentry_sdk.capture_message("before")
+        async with http_client(instrument_app(inner)) as client:
+            await client.get("/inner", headers={"traceparent": f"00-{INNER_TRACE_ID}-00f067aa0ba902b7-01"})
+        sentry_sdk.capture_message("after")
+        return "ok"
+
+    async with http_client(instrument_app(outer)) as client:
+        response = await client.get("/outer")
+    outer_trace_id = response.headers["traceresponse"].split("-")[1]
+    assert [(event.get("message"), _trace_of(event)) for event in events] == [
+        ("before", (outer_trace_id, outer_trace_id)),
+        ("inside", (INNER_TRACE_ID, INNER_TRACE_ID)),
+        ("after", (outer_trace_id, outer_trace_id)),
+        (None, (outer_trace_id, outer_trace_id)),  # the outer request's transaction
     ]

@@ -13,6 +13,8 @@ the logs. Headers the caller set, on the request or the client, are never
 overwritten: a ``traceparent`` set by someone else (OpenTelemetry's own
 instrumentation, say) is kept, and the record names its span — also when
 that instrumentation sits inside fapilog's and replaces fapilog's header.
+A ``baggage`` already set (Sentry's httpx integration writes one) gets the
+trace's members it lacks.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from fapilog._internal.context import current_model
 from fapilog._internal.ids import DEFAULT_HEADER_NAME, generate_span_id
 from fapilog._internal.incoming import parse_traceparent
 from fapilog._internal.records import MAX_METHOD_LENGTH, MAX_PATH_LENGTH, log_safely, printable
-from fapilog._internal.propagation import outgoing_headers
+from fapilog._internal.propagation import add_header, outgoing_headers
 
 __all__ = ["instrument"]
 
@@ -60,14 +62,15 @@ class _Call:
             self.span_id = _span_of(existing)
             self.sent = existing
             for name, value in outgoing_headers(context, header_name, None).items():
-                if name not in headers:
-                    headers[name] = value
+                add_header(headers, name, value)
             return
         # A new span, also when httpx re-sends our own request (a redirect copies its headers).
         self.span_id = generate_span_id()
         for name, value in outgoing_headers(context, header_name, self.span_id).items():
-            if name == "traceparent" or name not in headers:
+            if name == "traceparent":
                 headers[name] = value
+            else:
+                add_header(headers, name, value)
         self.sent = request.extensions[_OURS] = headers.get("traceparent")
 
     def log(self, status_code: int | None, error: BaseException | None = None) -> None:

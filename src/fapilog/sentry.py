@@ -1,4 +1,4 @@
-"""Sentry integration: every event captured during a request carries its trace id.
+"""Sentry integration: Sentry's trace is the request's trace, and every event captured during a request carries it.
 
 Needs the ``sentry`` extra (``pip install fapilog[sentry]``)::
 
@@ -13,32 +13,43 @@ the seven fields (``None`` when unknown) as its ``fapilog`` context; a
 Sentry's ASGI middleware after fapilog's has cleared the context: its event
 gets the context of the request it escaped from.
 
+With Sentry's middleware outside fapilog's (the ``instrument_app()`` setup),
+Sentry's request transaction and scope take the request's W3C trace id —
+adopted from a ``traceparent`` or generated — so Sentry's events, its
+transaction, the ``sentry-trace`` and ``baggage`` it sends on, the W3C
+headers and the log lines name one trace. A request served in process inside
+another one (through ``httpx.ASGITransport``) puts back what it changed when
+it ends.
+
 The fields are read when the event is captured, from the context of the code
 that captures it — the same context Sentry forks a request's isolation scope
-into — and never stored on any scope: an event is tagged with the request it
-was captured in, whichever of the two middlewares runs outside the other,
-and nothing can remain for the next request. Without a client using this
-integration, nothing happens. An event it cannot tag goes on unchanged, with
-one warning per process.
+into. Without a client using this integration, nothing happens. An event it
+cannot tag goes on unchanged, with one warning per process.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
 
 import sentry_sdk
 from sentry_sdk.integrations import Integration
 from sentry_sdk.scope import add_global_event_processor
 
 from fapilog._internal.context import current_model
+from fapilog._internal.ids import is_w3c_trace_id
 from fapilog._internal.log_filter import record_context
 from fapilog._internal.middleware import CONTEXT_ATTRIBUTE, request_hooks
 from fapilog._internal.warn_once import warn_once
 
 if TYPE_CHECKING:
     from sentry_sdk._types import Event, Hint
+    from sentry_sdk.tracing import Span
+    from sentry_sdk.tracing_utils import Baggage
 
 __all__ = ["FapilogIntegration"]
+
+_TAG: Final = "trace_id"
 
 
 class FapilogIntegration(Integration):
@@ -50,25 +61,64 @@ class FapilogIntegration(Integration):
     def setup_once() -> None:
         """Add the event processor and the request hook; Sentry calls this once per process."""
         add_global_event_processor(_add_context)
-        request_hooks.append(_tag_request_scope)
+        request_hooks.append(_join_request)
 
 
-def _tag_request_scope() -> None:
-    """Tag the request's own isolation scope, which its transaction is sent from, with the trace id.
+def _join_request() -> Callable[[], None] | None:
+    """Give Sentry's request transaction and scope the request's trace; return how to put them back.
 
-    Only inside Sentry's request handling (a transaction is running): there
+    Only inside Sentry's request handling (its transaction is current): there
     Sentry's middleware, outside fapilog's, has forked the isolation scope for
     this request alone. Anywhere else the isolation scope may be shared, and
     the event processor tags each event instead.
     """
     try:
-        if sentry_sdk.get_client().get_integration(FapilogIntegration) is None or sentry_sdk.get_current_span() is None:
-            return
+        if sentry_sdk.get_client().get_integration(FapilogIntegration) is None:
+            return None
+        span = sentry_sdk.get_current_span()
         trace_id = current_model().trace_id
-        if trace_id is not None:
-            sentry_sdk.get_isolation_scope().set_tag("trace_id", trace_id)
+        if span is None or trace_id is None:
+            return None
+        return _Retrace(span, trace_id).undo
     except Exception as exc:
-        warn_once("sentry", f"fapilog.sentry could not tag the request's scope ({type(exc).__name__}); its events are still tagged")
+        warn_once("sentry", f"fapilog.sentry could not join the request's trace ({type(exc).__name__}); its events are still tagged")
+        return None
+
+
+class _Retrace:
+    """The request's trace set on Sentry's scope and transaction, and what was there before."""
+
+    def __init__(self, span: Span, trace_id: str) -> None:
+        self.scope = sentry_sdk.get_isolation_scope()
+        self.tag = self.scope._tags.get(_TAG)  # Sentry has no public getter for a tag
+        self.scope.set_tag(_TAG, trace_id)
+        self.transaction = span.containing_transaction
+        self.propagation = sentry_sdk.get_current_scope().get_active_propagation_context()
+        self.trace_ids = (None if self.transaction is None else self.transaction.trace_id, self.propagation.trace_id)
+        if is_w3c_trace_id(trace_id):  # Sentry's trace ids have the W3C form: any other id is only tagged
+            self._set(trace_id, trace_id)
+
+    def _set(self, transaction_trace_id: str | None, propagation_trace_id: str) -> None:
+        """Set both trace ids, and the trace id in the baggage each sends on."""
+        if self.transaction is not None and transaction_trace_id is not None:
+            self.transaction.trace_id = transaction_trace_id
+            _set_baggage_trace_id(getattr(self.transaction, "_baggage", None), transaction_trace_id)
+        self.propagation.trace_id = propagation_trace_id
+        _set_baggage_trace_id(self.propagation.baggage, propagation_trace_id)
+
+    def undo(self) -> None:
+        """Put back the tag and trace ids the outer request had."""
+        if self.tag is None:
+            self.scope.remove_tag(_TAG)
+        else:
+            self.scope.set_tag(_TAG, self.tag)
+        self._set(*self.trace_ids)
+
+
+def _set_baggage_trace_id(baggage: Baggage | None, trace_id: str) -> None:
+    """Keep a frozen baggage's ``sentry-trace_id`` with its transaction's (a mutable one is rebuilt when sent)."""
+    if baggage is not None and "trace_id" in baggage.sentry_items:
+        baggage.sentry_items["trace_id"] = trace_id
 
 
 def _add_context(event: Event, hint: Hint | None) -> Event:
@@ -81,7 +131,7 @@ def _add_context(event: Event, hint: Hint | None) -> Event:
             fields = _escaped_context(hint) or fields
         trace_id = fields["trace_id"]
         if trace_id is not None:
-            event.setdefault("tags", {}).setdefault("trace_id", trace_id)
+            event.setdefault("tags", {}).setdefault(_TAG, trace_id)
             event.setdefault("contexts", {}).setdefault("fapilog", dict(fields))
     except Exception as exc:
         warn_once(

@@ -42,6 +42,7 @@ class TraceOptions(TypedDict, total=False):
     sampled: bool
     exclude_paths: Iterable[str]
     access_level: Callable[[int], int]
+    update_request_header: bool
 
 
 async def _not_built(scope: Scope, receive: Receive, send: Send) -> None:

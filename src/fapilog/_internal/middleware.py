@@ -29,15 +29,23 @@ __all__ = ["CONTEXT_ATTRIBUTE", "TraceIDMiddleware", "level_by_status"]
 CONTEXT_ATTRIBUTE: Final = "__fapilog_context__"
 """Set on an exception escaping a request: its context, for the server's error log."""
 
+STATUS_SWITCHING: Final = 101  # a WebSocket the app accepted
 STATUS_CLIENT_CLOSED: Final = 499  # nginx's "client closed request"
 STATUS_FAILED: Final = 500
+STATUS_REFUSED: Final = 403  # what servers answer to a WebSocket closed before it was accepted
 
 _TRACERESPONSE: Final = b"traceresponse"
+_BOUND: Final = "fapilog.bound"
+"""Scope key set by the outermost TraceIDMiddleware: an inner one (a mounted sub-app's) passes the request through."""
 _FLAGS_TEXT: Final = ("-00", "-01", "-02", "-03")  # by the known flags, sampled and random
 
 access_logger: Final = logging.getLogger("fapilog.access")
-request_hooks: Final[list[Callable[[], object]]] = []
-"""Run in each request's task right after its trace is bound: how an integration (Sentry's) joins a request."""
+request_hooks: Final[list[Callable[[], Callable[[], object] | None]]] = []
+"""Run in each request's task right after its trace is bound: how an integration (Sentry's) joins a request.
+
+A hook may return a callable that puts back what it changed: it runs when a
+request served inside another one, in process, ends, so the outer request
+finds its own state again."""
 
 
 def level_by_status(status: int) -> int:
@@ -61,13 +69,17 @@ class TraceIDMiddleware:
     then the request-id header — and otherwise replaced by a generated one,
     never echoed, bound or logged. The response carries the client's own
     valid request id in *header_name* (else the trace id) and a W3C
-    ``traceresponse``; the app sees that same id in its request headers.
-    A new trace is sampled when *sampled*; an adopted one keeps its flags.
+    ``traceresponse``. The app sees the request headers the client sent;
+    with *update_request_header*, that same id is in them too. A new trace
+    is sampled when *sampled*; an adopted one keeps its flags.
 
     The access record of a successful (below 400) request to one of
     *exclude_paths* — exact paths, or prefixes ending in ``*`` — is left out;
     the context is bound all the same. *access_level* maps a status to the
     access record's level (default: ``level_by_status``).
+
+    A request an outer ``TraceIDMiddleware`` already serves (a mounted
+    sub-app instrumented too) passes through: one trace, one access record.
     """
 
     def __init__(
@@ -81,6 +93,7 @@ class TraceIDMiddleware:
         sampled: bool = True,
         exclude_paths: Iterable[str] = (),
         access_level: Callable[[int], int] = level_by_status,
+        update_request_header: bool = False,
     ) -> None:
         self._reader = TraceReader(  # checks the options: a ValueError for a bad one
             header_name=header_name,
@@ -91,6 +104,7 @@ class TraceIDMiddleware:
         )
         self.app = app
         self.header_name = header_name
+        self.update_request_header = update_request_header
         self._reply_names = frozenset({self._reader.header_key, _TRACERESPONSE})
         self._quiet_paths, self._quiet_prefixes = _excluded(exclude_paths)
         self._quiet = bool(self._quiet_paths or self._quiet_prefixes)
@@ -99,18 +113,21 @@ class TraceIDMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Bind the context, run the app, log the access record, clear the context."""
         scope_type = scope["type"]
-        if scope_type != "http" and scope_type != "websocket":
+        if (scope_type != "http" and scope_type != "websocket") or _BOUND in scope:
             await self.app(scope, receive, send)
             return
+        scope[_BOUND] = True
         outer = current_model()
+        exchange: _Exchange | None = None
         try:
             exchange = _Exchange(self, scope, receive, send)
             try:
                 if scope_type == "http":
                     await self.app(scope, exchange.receive, exchange.send)
                 else:
-                    await self.app(scope, receive, exchange.send_websocket)
+                    await self.app(scope, exchange.receive_websocket, exchange.send_websocket)
             except BaseException as exc:
+                exchange.failed = True
                 exchange.finish()
                 _attach_context(exc)
                 raise
@@ -119,6 +136,8 @@ class TraceIDMiddleware:
             clear_context()
             if outer is not EMPTY_CONTEXT:  # a request served inside another one, in process
                 restore_model(outer)
+                if exchange is not None:
+                    exchange.undo_hooks()
 
 
 def _excluded(paths: Iterable[str]) -> tuple[frozenset[str], tuple[str, ...]]:
@@ -181,8 +200,32 @@ def _attach_context(exc: BaseException) -> None:
         setattr(exc, CONTEXT_ATTRIBUTE, get_context())
 
 
+class _Frames:
+    """A WebSocket's messages each way, with their payload bytes, and the close code either side sent first."""
+
+    __slots__ = ("close_code", "received", "sent")
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.sent = 0
+        self.close_code: int | None = None
+
+
+def _payload_size(message: Message) -> int:
+    """Return the bytes a WebSocket message carries: its ``bytes``, or its ``text`` as UTF-8."""
+    data = message.get("bytes")
+    if data is not None:
+        return len(data)
+    text = message.get("text")
+    return 0 if text is None else len(text.encode("utf-8", "surrogatepass"))
+
+
 class _Exchange:
-    """One request: its trace, bound on creation, and its measurements, taken by wrapping ``receive`` and ``send``."""
+    """One request: its trace, bound on creation, and its measurements, taken by wrapping ``receive`` and ``send``.
+
+    Method and path are read when the request starts: a framework may rewrite
+    the scope's path while it serves (Litestar strips a mount's prefix).
+    """
 
     __slots__ = (
         "_headers",
@@ -190,21 +233,26 @@ class _Exchange:
         "_receive",
         "_send",
         "disconnected",
+        "failed",
+        "frames",
         "logged",
+        "method",
         "middleware",
         "parent_span_id",
+        "path",
         "req_bytes",
         "request_id",
         "res_bytes",
-        "scope",
         "start",
         "status",
+        "undo",
     )
 
     def __init__(self, middleware: TraceIDMiddleware, scope: Scope, receive: Receive, send: Send) -> None:
-        """Bind the incoming trace; align the request's id header with the one the response will carry."""
+        """Bind the incoming trace; with ``update_request_header``, align the request's id header with the response's."""
         self.start = _now()
-        state, span_id, request_id, request_id_sent, user_agent, rejected, w3c = middleware._reader.read(scope["headers"])
+        headers = scope.get("headers", ())
+        state, span_id, request_id, request_id_sent, user_agent, rejected, w3c = middleware._reader.read(headers)
         otel_context = _modules.get("opentelemetry.context")
         if otel_context is not None:  # else OpenTelemetry is not even imported: one lookup per request
             otel = current_span(otel_context, state)
@@ -214,18 +262,15 @@ class _Exchange:
         trace_id = state.trace_id
         agent = None if user_agent is None else _agent(user_agent)
         bind_trace(trace_id, span_id, agent, state)
-        if request_hooks:
-            for hook in request_hooks:
-                with contextlib.suppress(Exception):  # an integration must not fail the request
-                    hook()
+        self.undo = _run_hooks() if request_hooks else None
         key = middleware._reader.header_key
         trace_bytes = trace_id.encode("latin-1")
-        if request_id is None:  # absent, empty or invalid: the app sees the id the response carries
+        if request_id is None:  # absent, empty or invalid: the response carries the trace id
             request_id = trace_id
-            headers = scope["headers"]
-            if request_id_sent:
-                headers = [header for header in headers if header[0] != key]
-            scope["headers"] = [*headers, (key, trace_bytes)]
+            if middleware.update_request_header:
+                if request_id_sent:
+                    headers = [header for header in headers if header[0] != key]
+                scope["headers"] = [*headers, (key, trace_bytes)]
             reply = [(key, trace_bytes)]
         else:
             reply = [(key, request_id.encode("latin-1"))]
@@ -234,7 +279,9 @@ class _Exchange:
         if rejected:
             log_safely(_logger, logging.WARNING, REPLACED_MESSAGE, middleware.header_name, trace_id)
         self.middleware = middleware
-        self.scope = scope
+        self.method: str = scope.get("method", "GET")  # a WebSocket opens with a GET
+        self.path: str = scope.get("path", "")
+        self.frames = None if scope["type"] == "http" else _Frames()
         self._receive = receive
         self._send = send
         self._names = middleware._reply_names
@@ -245,7 +292,14 @@ class _Exchange:
         self.req_bytes = 0
         self.res_bytes = 0
         self.disconnected = False
+        self.failed = False
         self.logged = False
+
+    def undo_hooks(self) -> None:
+        """Put back what the request hooks changed, for the request this one was served inside."""
+        for undo in reversed(self.undo or ()):
+            with contextlib.suppress(Exception):
+                undo()
 
     def _set_header(self, message: Message) -> None:
         """Set the trace headers in *message* exactly once each, replacing the app's."""
@@ -285,30 +339,67 @@ class _Exchange:
         else:
             await self._send(message)
 
+    async def receive_websocket(self) -> Message:
+        message = await self._receive()
+        frames = self.frames
+        assert frames is not None  # a WebSocket's exchange has them
+        message_type = message["type"]
+        if message_type == "websocket.receive":
+            frames.received += 1
+            self.req_bytes += _payload_size(message)
+        elif message_type == "websocket.disconnect":
+            self.disconnected = True
+            if frames.close_code is None:
+                frames.close_code = message.get("code", 1005)  # 1005: no code received
+        return message
+
     async def send_websocket(self, message: Message) -> None:
-        if message["type"] == "websocket.accept":
+        frames = self.frames
+        assert frames is not None
+        message_type = message["type"]
+        if message_type == "websocket.accept":
+            self.status = STATUS_SWITCHING
             self._set_header(message)
+        elif message_type == "websocket.send":
+            frames.sent += 1
+            self.res_bytes += _payload_size(message)
+        elif message_type == "websocket.close":
+            if frames.close_code is None:
+                frames.close_code = message.get("code", 1000)
+            if self.status is None:
+                self.status = STATUS_REFUSED
+        elif message_type == "websocket.http.response.start":  # the denial response extension
+            self.status = message["status"]
+            self._set_header(message)
+        elif message_type == "websocket.http.response.body":
+            self.res_bytes += len(message.get("body", b""))
         await self._send(message)
 
     def finish(self) -> None:
-        """Log the access record now if the response never completed."""
-        if not self.logged and self.scope["type"] == "http":
+        """Log the access record now if the response never completed; a WebSocket's when it ends."""
+        if self.logged:
+            return
+        status = self.status
+        if self.frames is None:
             self._complete(STATUS_CLIENT_CLOSED if self.disconnected else STATUS_FAILED)
+        elif self.disconnected:  # an exception now is the app noticing the client left
+            self._complete(STATUS_CLIENT_CLOSED if status is None else status)
+        else:
+            self._complete(STATUS_FAILED if status is None or self.failed else status)
 
     def _complete(self, status: int | None) -> None:
         """Write the one access record, with the response's measurements, unless its path is excluded."""
         self.logged = True
         middleware = self.middleware
         code = STATUS_FAILED if status is None else status
-        scope = self.scope
-        raw_path = scope["path"]
+        raw_path = self.path
         if middleware._quiet and code < 400:
             if raw_path in middleware._quiet_paths or raw_path.startswith(middleware._quiet_prefixes):
                 return
         level = middleware._levels[code]
         if access_logger.isEnabledFor(level):
             latency_ms = (_now() - self.start) * 1000.0
-            method = printable(scope["method"], MAX_METHOD_LENGTH)
+            method = printable(self.method, MAX_METHOD_LENGTH)
             path = printable(raw_path, MAX_PATH_LENGTH)
             extra = {
                 **get_context(),
@@ -321,4 +412,20 @@ class _Exchange:
                 "parent_span_id": self.parent_span_id,
                 "request_id": self.request_id,
             }
+            frames = self.frames
+            if frames is not None:
+                extra["messages_in"] = frames.received
+                extra["messages_out"] = frames.sent
+                extra["close_code"] = frames.close_code
             log_safely(access_logger, level, "%s %s %s", method, path, status, extra=extra)
+
+
+def _run_hooks() -> list[Callable[[], object]]:
+    """Run the request hooks; return what each gave to undo its change."""
+    undo: list[Callable[[], object]] = []
+    for hook in request_hooks:
+        with contextlib.suppress(Exception):  # an integration must not fail the request
+            restore = hook()
+            if restore is not None:
+                undo.append(restore)
+    return undo

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
+from typing import Any
+
 from fapilog._internal.context import EMPTY_TRACE_STATE, RequestContext, current_model, trace_state
 from fapilog._internal.ids import DEFAULT_HEADER_NAME, is_header_safe, is_w3c_span_id, is_w3c_trace_id
+from fapilog._internal.incoming import MAX_BAGGAGE_BYTES, MAX_BAGGAGE_MEMBERS
 
-__all__ = ["outgoing_headers", "trace_headers"]
+__all__ = ["add_header", "merge_baggage", "outgoing_headers", "trace_headers"]
+
+_OWS = " \t"
 
 
 def trace_headers(header_name: str = DEFAULT_HEADER_NAME) -> dict[str, str]:
@@ -38,3 +44,44 @@ def outgoing_headers(context: RequestContext, header_name: str, parent_id: str |
     if state.baggage is not None:
         headers["baggage"] = state.baggage
     return headers
+
+
+def add_header(headers: MutableMapping[str, str] | MutableMapping[str, Any], name: str, value: str) -> None:
+    """Set trace header *name* unless *headers* has it; a ``baggage`` already there gets the members it lacks.
+
+    Another library may write its own ``baggage`` first (Sentry's httpx and
+    Celery integrations do): the trace's members are added to it, not dropped.
+    """
+    present = headers.get(name)
+    if present is None:
+        headers[name] = value
+    elif name == "baggage" and isinstance(present, str):
+        headers[name] = merge_baggage(present, value)
+
+
+def merge_baggage(present: str, ours: str) -> str:
+    """Return *present* with each member of *ours* whose key it lacks, within W3C Baggage's limits.
+
+    *present* is kept as it is, its keys winning; a member of *ours* that
+    would take the header past 8,192 bytes or 180 members is left out whole.
+    """
+    members = [member for part in present.split(",") if (member := part.strip(_OWS))]
+    keys = {_baggage_key(member) for member in members}
+    count = len(members)
+    size = len(present.encode("utf-8", "surrogatepass"))
+    added: list[str] = []
+    for member in ours.split(","):
+        key = _baggage_key(member)
+        if key in keys or count == MAX_BAGGAGE_MEMBERS or size + 1 + len(member) > MAX_BAGGAGE_BYTES:
+            continue
+        keys.add(key)
+        added.append(member)
+        count += 1
+        size += 1 + len(member)
+    if not added:
+        return present
+    return ",".join([present, *added] if members else added)
+
+
+def _baggage_key(member: str) -> str:
+    return member.split("=", 1)[0].strip(_OWS)
