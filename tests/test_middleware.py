@@ -18,11 +18,13 @@ from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
 from fapilog import JsonFormatter, TraceIDMiddleware, get_context, instrument_app
 from fapilog._internal import middleware as middleware_module
 from fapilog._internal.records import MAX_LINE_LENGTH, MAX_USER_AGENT_LENGTH
-from tests.support.http import http_client
+from tests.support.http import http_client, running_server
 from tests.support.records import ALL_NONE, access_records, rendered
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
@@ -597,70 +599,80 @@ async def test_the_next_request_sees_nothing_of_the_previous_one(app: FastAPI) -
     assert get_context() == ALL_NONE
 
 
-async def _websocket_session(app: Any, headers: list[tuple[bytes, bytes]]) -> list[Message]:
-    """Open one WebSocket connection to *app* over raw ASGI; return what it sent."""
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return {"type": "websocket.connect"}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    scope: Scope = {
-        "type": "websocket",
-        "asgi": {"version": "3.0"},
-        "scheme": "ws",
-        "path": "/ws",
-        "raw_path": b"/ws",
-        "root_path": "",
-        "query_string": b"",
-        "headers": headers,
-        "client": ("127.0.0.1", 5000),
-        "server": ("127.0.0.1", 80),
-        "subprotocols": [],
-    }
-    await app(scope, receive, send)
-    return sent
+async def _access_records_once_written(records: list[logging.LogRecord], count: int) -> list[dict[str, Any]]:
+    """Wait (bounded) until the server wrote *count* access records: a WebSocket's is written once its app returns."""
+    for _ in range(500):
+        if len(access_records(records)) >= count:
+            break
+        await asyncio.sleep(0.01)
+    return access_records(records)
 
 
-async def test_websockets_get_trace_id_span_id_and_user_agent() -> None:
-    async def websocket_endpoint(websocket: WebSocket) -> None:
+def _websocket_app() -> Starlette:
+    async def echo(websocket: WebSocket) -> None:
+        await websocket.accept(headers=[(b"x-request-id", b"set-by-the-app")])
+        async for text in websocket.iter_text():
+            await websocket.send_json({"echo": text, **get_context()})
+
+    async def refuse(websocket: WebSocket) -> None:
+        await websocket.close(code=1008)
+
+    async def fail(websocket: WebSocket) -> None:
         await websocket.accept()
-        await websocket.send_json(dict(get_context()))
-        await websocket.close()
+        raise RuntimeError("the socket failed on purpose")
 
-    app = Starlette(routes=[WebSocketRoute("/ws", websocket_endpoint)])
-    app.add_middleware(TraceIDMiddleware)
-    given = await _websocket_session(app, [(b"x-request-id", b"ws-1"), (b"user-agent", b"ws-agent")])
-    generated = await _websocket_session(app, [])
-    seen_context = json.loads(given[1]["text"])
-    assert given[0]["headers"] == [(b"x-request-id", b"ws-1")]
-    assert seen_context["trace_id"] == "ws-1"
-    assert HEX16.fullmatch(seen_context["span_id"])
-    assert seen_context["user_agent"] == "ws-agent"
-    assert HEX32.fullmatch(json.loads(generated[1]["text"])["trace_id"])
+    routes = [WebSocketRoute("/ws", echo), WebSocketRoute("/refuse", refuse), WebSocketRoute("/fail", fail)]
+    return instrument_app(Starlette(routes=routes))
+
+
+async def test_a_websocket_sees_its_trace_and_gets_one_access_record_when_it_closes(
+    records: list[logging.LogRecord],
+) -> None:
+    async with running_server(_websocket_app()) as url:
+        headers = {"X-Request-ID": "ws-1"}
+        async with connect(f"ws{url[4:]}/ws", additional_headers=headers, user_agent_header="ws-agent") as websocket:
+            assert websocket.response is not None
+            accepted = websocket.response.headers.get_all("X-Request-ID")
+            replies = []
+            for text in ("hello", "again!"):
+                await websocket.send(text)
+                replies.append(await websocket.recv(decode=True))
+        [access] = await _access_records_once_written(records, 1)
+    seen = [json.loads(reply) for reply in replies]
+    assert accepted == ["ws-1"]
+    assert [reply["echo"] for reply in seen] == ["hello", "again!"]
+    assert {(reply["trace_id"], reply["user_agent"]) for reply in seen} == {("ws-1", "ws-agent")}
+    assert HEX16.fullmatch(seen[0]["span_id"]) and seen[1]["span_id"] == seen[0]["span_id"] == access["span_id"]
+    assert {key: access[key] for key in ("message", "trace_id", "request_id", "status_code", "method", "path")} == {
+        "message": "GET /ws 101",
+        "trace_id": "ws-1",
+        "request_id": "ws-1",
+        "status_code": 101,
+        "method": "GET",
+        "path": "/ws",
+    }
+    assert (access["messages_in"], access["messages_out"], access["close_code"]) == (2, 2, 1000)
+    assert (access["req_bytes"], access["res_bytes"]) == (11, sum(len(str(reply).encode()) for reply in replies))
+    assert access["latency_ms"] > 0
     assert get_context() == ALL_NONE
 
 
-async def test_the_websocket_accept_carries_the_trace_header() -> None:
-    sent: list[Message] = []
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "websocket.accept", "headers": [(b"x-request-id", b"app")]})
-        await send({"type": "websocket.close", "code": 1000})
-
-    async def receive() -> Message:
-        return {"type": "websocket.connect"}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    scope = {"type": "websocket", "path": "/ws", "headers": [(b"x-request-id", b"ws-2")]}
-    await TraceIDMiddleware(app)(scope, receive, send)
-    assert sent[0]["headers"] == [(b"x-request-id", b"ws-2")]
-    assert sent[1] == {"type": "websocket.close", "code": 1000}
-    assert get_context() == ALL_NONE
+async def test_a_refused_or_failing_websocket_gets_its_access_record_with_the_status_and_close_code(
+    records: list[logging.LogRecord],
+) -> None:
+    async with running_server(_websocket_app()) as url:
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(f"ws{url[4:]}/refuse"):
+                pass
+        async with connect(f"ws{url[4:]}/fail") as websocket:
+            with pytest.raises(ConnectionClosedError):  # the server drops it
+                await websocket.recv()
+        access = await _access_records_once_written(records, 2)
+    assert refused.value.response.status_code == 403
+    assert [(line["path"], line["status_code"], line["close_code"], line["levelname"]) for line in access] == [
+        ("/refuse", 403, 1008, "WARNING"),
+        ("/fail", 500, None, "ERROR"),
+    ]
 
 
 async def test_lifespan_passes_through_untouched(records: list[logging.LogRecord]) -> None:

@@ -13,10 +13,10 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable
-from typing import Final
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Final, TypeAlias
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from fapilog._internal.context import EMPTY_CONTEXT, bind_trace, clear_context, current_model, get_context, restore_model
 from fapilog._internal.ids import DEFAULT_HEADER_NAME, generate_trace_id, is_valid_request_id
@@ -24,7 +24,10 @@ from fapilog._internal.incoming import REPLACED_MESSAGE, TraceReader
 from fapilog._internal.otel import current_span
 from fapilog._internal.records import MAX_METHOD_LENGTH, MAX_PATH_LENGTH, MAX_USER_AGENT_LENGTH, log_safely, printable
 
-__all__ = ["CONTEXT_ATTRIBUTE", "TraceIDMiddleware", "level_by_status"]
+__all__ = ["CONTEXT_ATTRIBUTE", "AnyASGIApp", "TraceIDMiddleware", "level_by_status"]
+
+AnyASGIApp: TypeAlias = Callable[..., Awaitable[None]]
+"""Any ASGI 3 application: Starlette's type, or the narrower ones Litestar, Quart and Django declare."""
 
 CONTEXT_ATTRIBUTE: Final = "__fapilog_context__"
 """Set on an exception escaping a request: its context, for the server's error log."""
@@ -84,7 +87,7 @@ class TraceIDMiddleware:
 
     def __init__(
         self,
-        app: ASGIApp,
+        app: AnyASGIApp,
         *,
         header_name: str = DEFAULT_HEADER_NAME,
         validator: Callable[[str], bool] = is_valid_request_id,
