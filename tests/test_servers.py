@@ -46,7 +46,10 @@ SERVERS: dict[str, tuple[list[str], int]] = {
         + ["--log-config-json", CONFIG, "--no-control-socket", APP],
         2,
     ),
-    "hypercorn": ([f"{BIN}/hypercorn", APP, "-b", "127.0.0.1:{port}", "--log-config", f"json:{CONFIG}"], 1),
+    "hypercorn": (
+        [f"{BIN}/hypercorn", "tests.apps.hypercorn_app:app", "-b", "127.0.0.1:{port}", "--log-config", f"json:{CONFIG}"],
+        1,
+    ),
     "granian": (
         [f"{BIN}/granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", "{port}"]
         + ["--log-config", CONFIG, APP],
@@ -87,6 +90,8 @@ def test_every_line_is_json_and_every_request_has_one_access_line(server: str, t
     run = serve(command, _exercise, workers=workers, reload=reload)
     parsed, text = json_lines(run.lines)
     assert text == [], f"{server} wrote lines that are not JSON"
+    messages = {line["message"] for line in parsed if line["logger"] == "server_app"}
+    assert {"imported", "lifespan started"} <= messages, "lines logged before the first request are there, as JSON"
     assert run.stdout == [], "everything goes to stderr, as configured"
     assert all(len(line) <= MAX_LINE_LENGTH for line in run.lines)
     assert not [line for line in parsed if line["logger"] in SERVER_ACCESS_LOGGERS]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -12,8 +13,16 @@ from fastapi.responses import StreamingResponse
 from fapilog import get_context, instrument_app
 
 logger = logging.getLogger("server_app")
+logger.info("imported")  # before any request: only a log config already applied makes it JSON
 
-app = instrument_app(FastAPI())
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    logger.info("lifespan started")
+    yield
+
+
+app = instrument_app(FastAPI(lifespan=lifespan))
 app.add_middleware(
     CORSMiddleware,
     allow_origins=["https://shop.example"],
