@@ -1,4 +1,4 @@
-"""Sessions: ``tests`` and ``typecheck`` (CI), ``bench``, ``stress``, ``w3c`` and ``demo``.
+"""Sessions: ``tests``, ``typecheck`` and ``transparency`` (CI), ``bench``, ``stress``, ``w3c`` and ``demo``.
 
 Every session runs on the interpreter nox itself runs on, so CI never asks for
 a Python that the machine does not have.
@@ -7,6 +7,8 @@ a Python that the machine does not have.
 from __future__ import annotations
 
 import os
+import shutil
+import tarfile
 from pathlib import Path
 
 import nox
@@ -16,6 +18,13 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
+
+FASTAPI_SUITE = "0.141.1"
+"""The FastAPI release whose own test suite ``transparency`` runs."""
+FASTAPI_SUITE_DESELECTED = [
+    # Fails plain too here, by pytest-timeout's 20 s, with the Starlette the suite gets: 40 s saved per run.
+    "tests/test_frontend.py::test_frontend_dependency_restores_existing_dependency_stacks",
+]
 
 
 def _install(session: nox.Session, *groups: str) -> None:
@@ -72,3 +81,37 @@ def w3c(session: nox.Session) -> None:
         session.skip(f"no W3C Trace Context suite at {suite} (set W3C_TRACE_CONTEXT)")
     _install(session, "w3c")
     session.run("python", "-m", "tests.apps.w3c_service", str(suite))
+
+
+@nox.session
+def transparency(session: nox.Session) -> None:
+    """Run FastAPI's own test suite plain, then with every ``FastAPI()`` instrumented; print what differs.
+
+    Fails when a test that passes plain does not pass instrumented. The
+    suite comes from FastAPI's source distribution (its ``tests/`` and
+    ``docs_src/``), its test dependencies from its ``tests`` group.
+    """
+    harness = Path("tests/transparency").resolve()
+    work = Path(session.create_tmp()).resolve()
+    suite = work / f"fastapi-{FASTAPI_SUITE}"
+    if not (suite / "tests").is_dir():
+        session.install("pip")
+        session.run("python", "-m", "pip", "download", "--quiet", "--no-binary", ":all:", "--no-deps", f"fastapi=={FASTAPI_SUITE}", "-d", str(work))
+        with tarfile.open(work / f"fastapi-{FASTAPI_SUITE}.tar.gz") as archive:
+            archive.extractall(work, filter="data")
+        shutil.rmtree(suite / "fastapi")  # the installed release is tested, not its source beside the tests
+    groups = nox.project.dependency_groups(nox.project.load_toml(suite / "pyproject.toml"), "tests")
+    session.install("-e", ".", f"fastapi[all]=={FASTAPI_SUITE}", "orjson", "ujson", *groups)  # + the optional response classes
+    outcomes = {run: work / f"outcomes-{run}.json" for run in ("plain", "instrumented")}
+    stats = work / "instrumented-stats.json"
+    deselected = [f"--deselect={test}" for test in FASTAPI_SUITE_DESELECTED]
+    for run, plugins in (("plain", []), ("instrumented", ["-p", "fapilog_everywhere"])):
+        env = {"PYTHONPATH": str(harness), "OUTCOMES_JSON": str(outcomes[run]), "FAPILOG_STATS_JSON": str(stats)}
+        with session.chdir(suite):
+            session.run(
+                *("python", "-m", "pytest", "tests", "-q", "-n", "2", "-p", "no:cacheprovider", "-p", "no:sugar"),
+                *("-p", "fapilog_outcomes", *plugins, *deselected),
+                env=env,
+                success_codes=[0, 1],  # failing tests are compared, not fatal
+            )
+    session.run("python", "-m", "tests.transparency.compare", str(outcomes["plain"]), str(outcomes["instrumented"]), str(stats))
