@@ -96,7 +96,8 @@ def transparency(session: nox.Session) -> None:
     suite = work / f"fastapi-{FASTAPI_SUITE}"
     if not (suite / "tests").is_dir():
         session.install("pip")
-        session.run("python", "-m", "pip", "download", "--quiet", "--no-binary", ":all:", "--no-deps", f"fastapi=={FASTAPI_SUITE}", "-d", str(work))
+        source = ("--no-binary", ":all:", "--no-deps", f"fastapi=={FASTAPI_SUITE}", "-d", str(work))
+        session.run("python", "-m", "pip", "download", "--quiet", *source)
         with tarfile.open(work / f"fastapi-{FASTAPI_SUITE}.tar.gz") as archive:
             archive.extractall(work, filter="data")
         shutil.rmtree(suite / "fastapi")  # the installed release is tested, not its source beside the tests

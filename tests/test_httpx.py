@@ -203,12 +203,13 @@ def test_a_baggage_already_set_gets_the_traces_members_it_lacks_within_w3c_limit
     full = "full=" + "x" * 5000
     many = ",".join(f"k{n}=v" for n in range(179))
     with instrument(httpx.Client(transport=recording_transport(sent))) as client:
-        for present in ("sentry-trace_id=abc,region=us", full, many):
+        for present in ("sentry-trace_id=abc,region=us", full, many, ""):
             client.get("http://next.service/", headers={"baggage": present})
     assert [request.headers["baggage"] for request in sent] == [
         f"sentry-trace_id=abc,region=us,tenant=acme,{big}",  # its own region kept
         f"{full},tenant=acme,region=eu",  # big would pass 8,192 bytes
         f"{many},tenant=acme",  # 180 members at most
+        f"tenant=acme,region=eu,{big}",  # an empty one
     ]
 
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from fastapi import BackgroundTasks, FastAPI, Header, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -611,8 +612,9 @@ async def _access_records_once_written(records: list[logging.LogRecord], count: 
 def _websocket_app() -> Starlette:
     async def echo(websocket: WebSocket) -> None:
         await websocket.accept(headers=[(b"x-request-id", b"set-by-the-app")])
-        async for text in websocket.iter_text():
-            await websocket.send_json({"echo": text, **get_context()})
+        while (message := await websocket.receive())["type"] == "websocket.receive":
+            data = message["bytes"].decode() if message.get("bytes") is not None else message["text"]
+            await websocket.send_json({"echo": data, **get_context()})
 
     async def refuse(websocket: WebSocket) -> None:
         await websocket.close(code=1008)
@@ -621,7 +623,11 @@ def _websocket_app() -> Starlette:
         await websocket.accept()
         raise RuntimeError("the socket failed on purpose")
 
-    routes = [WebSocketRoute("/ws", echo), WebSocketRoute("/refuse", refuse), WebSocketRoute("/fail", fail)]
+    async def deny(websocket: WebSocket) -> None:
+        await websocket.send_denial_response(PlainTextResponse("no entry", status_code=401))
+
+    endpoints = {"/ws": echo, "/refuse": refuse, "/deny": deny, "/fail": fail}
+    routes = [WebSocketRoute(path, endpoint) for path, endpoint in endpoints.items()]
     return instrument_app(Starlette(routes=routes))
 
 
@@ -634,8 +640,8 @@ async def test_a_websocket_sees_its_trace_and_gets_one_access_record_when_it_clo
             assert websocket.response is not None
             accepted = websocket.response.headers.get_all("X-Request-ID")
             replies = []
-            for text in ("hello", "again!"):
-                await websocket.send(text)
+            for data in ("hello", b"again!"):
+                await websocket.send(data)
                 replies.append(await websocket.recv(decode=True))
         [access] = await _access_records_once_written(records, 1)
     seen = [json.loads(reply) for reply in replies]
@@ -664,13 +670,19 @@ async def test_a_refused_or_failing_websocket_gets_its_access_record_with_the_st
         with pytest.raises(InvalidStatus) as refused:
             async with connect(f"ws{url[4:]}/refuse"):
                 pass
+        with pytest.raises(InvalidStatus) as denied:
+            async with connect(f"ws{url[4:]}/deny"):
+                pass
         async with connect(f"ws{url[4:]}/fail") as websocket:
             with pytest.raises(ConnectionClosedError):  # the server drops it
                 await websocket.recv()
-        access = await _access_records_once_written(records, 2)
+        access = await _access_records_once_written(records, 3)
     assert refused.value.response.status_code == 403
+    assert (denied.value.response.status_code, denied.value.response.body) == (401, b"no entry")
+    assert denied.value.response.headers["X-Request-ID"] == access[1]["trace_id"]
     assert [(line["path"], line["status_code"], line["close_code"], line["levelname"]) for line in access] == [
         ("/refuse", 403, 1008, "WARNING"),
+        ("/deny", 401, None, "WARNING"),
         ("/fail", 500, None, "ERROR"),
     ]
 
