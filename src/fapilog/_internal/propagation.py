@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from typing import Any
 
 from fapilog._internal.context import EMPTY_TRACE_STATE, RequestContext, current_model, trace_state
 from fapilog._internal.ids import DEFAULT_HEADER_NAME, is_header_safe, is_w3c_span_id, is_w3c_trace_id
@@ -46,16 +45,16 @@ def outgoing_headers(context: RequestContext, header_name: str, parent_id: str |
     return headers
 
 
-def add_header(headers: MutableMapping[str, str] | MutableMapping[str, Any], name: str, value: str) -> None:
+def add_header(headers: MutableMapping[str, str], name: str, value: str) -> None:
     """Set trace header *name* unless *headers* has it; a ``baggage`` already there gets the members it lacks.
 
-    Another library may write its own ``baggage`` first (Sentry's httpx and
-    Celery integrations do): the trace's members are added to it, not dropped.
+    Another library may write its own ``baggage`` first (Sentry's httpx
+    integration does): the trace's members are added to it, not dropped.
     """
     present = headers.get(name)
     if present is None:
         headers[name] = value
-    elif name == "baggage" and isinstance(present, str):
+    elif name == "baggage":
         headers[name] = merge_baggage(present, value)
 
 
