@@ -1,3 +1,0 @@
-from celery.app.task import Task
-
-def get_current_task() -> Task | None: ...
