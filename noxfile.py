@@ -1,4 +1,4 @@
-"""Sessions: ``tests``, ``typecheck`` and ``transparency`` (CI), ``bench``, ``stress``, ``w3c`` and ``demo``.
+"""Sessions: ``tests``, ``typecheck``, ``transparency`` and ``arq`` (CI), ``bench``, ``stress``, ``w3c`` and ``demo``.
 
 Every session runs on the interpreter nox itself runs on, so CI never asks for
 a Python that the machine does not have.
@@ -18,6 +18,7 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
+ARQ_MODULE = "*/fapilog/arq.py"  # tested in its own session: see the arq dependency group
 
 FASTAPI_SUITE = "0.141.1"
 """The FastAPI release whose own test suite ``transparency`` runs."""
@@ -35,20 +36,39 @@ def _install(session: nox.Session, *groups: str) -> None:
     session.install("-e", ".", *requirements)
 
 
+def _install_arq_without_dependencies(session: nox.Session) -> None:
+    """Install arq beside Celery's Redis client: arq pins redis<6, yet what fapilog uses of it runs on redis 8."""
+    arq = [requirement for requirement in nox.project.dependency_groups(PYPROJECT, "arq") if requirement.startswith("arq")]
+    session.install("--no-deps", *arq)
+
+
+def _coverage(session: nox.Session, *pytest_args: str, report: str) -> None:
+    """Run pytest under coverage, then combine and report (*report*: coverage's ``--omit`` or ``--include``)."""
+    session.run("coverage", "erase")
+    session.run("coverage", "run", "-m", "pytest", *pytest_args, *session.posargs)
+    session.run("coverage", "combine", "--quiet")
+    session.run("coverage", "report", report)
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the test suite with branch coverage and the fail-under gate."""
+    """Run the test suite with branch coverage and the fail-under gate (arq's tests: the ``arq`` session)."""
     _install(session, "tests")
-    session.run("coverage", "erase")
-    session.run("coverage", "run", "-m", "pytest", *session.posargs)
-    session.run("coverage", "combine", "--quiet")
-    session.run("coverage", "report")
+    _coverage(session, report=f"--omit={ARQ_MODULE}")
+
+
+@nox.session
+def arq(session: nox.Session) -> None:
+    """Run the arq tests with arq's own dependencies, and the fail-under gate on ``fapilog.arq``."""
+    _install(session, "arq")
+    _coverage(session, "tests/test_arq.py", report=f"--include={ARQ_MODULE}")
 
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """Run mypy --strict over src, tests, benchmarks and this file."""
     _install(session, "typecheck", "bench")
+    _install_arq_without_dependencies(session)
     session.run("mypy", *session.posargs)
 
 
@@ -56,6 +76,7 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Compare fapilog with its peers, interleaved in one run, as ratios."""
     _install(session, "bench")
+    _install_arq_without_dependencies(session)
     session.run("python", "-m", "benchmarks", *session.posargs)
 
 

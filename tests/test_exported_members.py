@@ -59,6 +59,14 @@ def test_the_logger_and_sentry_bridges_export_one_name_each() -> None:
     )
 
 
+def test_the_queue_integrations_export_their_entry_points() -> None:
+    import fapilog.dramatiq
+    import fapilog.rq
+
+    assert fapilog.rq.__all__ == ["Job", "SimpleWorker", "SpawnWorker", "Worker"]
+    assert fapilog.dramatiq.__all__ == ["instrument"]  # fapilog.arq's: in test_arq.py, with arq
+
+
 def test_fapilog_imports_from_a_source_tree_without_reading_package_metadata(tmp_path: Path) -> None:
     shutil.copytree(Path(fapilog.__file__).parent, tmp_path / "fapilog")
     probe = """
@@ -77,7 +85,8 @@ print(fapilog.__file__, fapilog.__version__)
 def test_optional_integrations_and_servers_are_not_imported_with_fapilog() -> None:
     modules = (
         "{'httpx', 'celery', 'kombu', 'uvicorn', 'fastapi', 'starlette.applications', 'starlette.routing',"
-        " 'fapilog.log_config', 'structlog', 'loguru', 'sentry_sdk', 'opentelemetry', 'orjson'}"
+        " 'fapilog.log_config', 'structlog', 'loguru', 'sentry_sdk', 'opentelemetry', 'orjson',"
+        " 'rq', 'dramatiq', 'arq', 'redis', 'fapilog._internal.tasks'}"
     )
     probe = f"import sys, fapilog; print(sorted({modules} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
