@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks import bench_bridges, bench_celery, bench_context, bench_logging, bench_middleware
+from benchmarks import (
+    bench_arq,
+    bench_bridges,
+    bench_celery,
+    bench_context,
+    bench_dramatiq,
+    bench_logging,
+    bench_middleware,
+    bench_rq,
+)
 
 
 def main() -> int:
@@ -14,7 +23,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=31, help="interleaved rounds per case")
     args = parser.parse_args()
     verdicts = []
-    for module in (bench_context, bench_middleware, bench_logging, bench_bridges, bench_celery):
+    for module in (bench_context, bench_middleware, bench_logging, bench_bridges, bench_celery, bench_rq, bench_dramatiq, bench_arq):
         verdicts.extend(module.run(args.rounds))
     print("\n## verdicts (medians)")
     for verdict in verdicts:
