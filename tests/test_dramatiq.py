@@ -40,6 +40,7 @@ from tests.support.queues import (
     run_worker,
     send_requests,
 )
+from tests.support.servers import json_lines
 
 DATABASE = 2  # of the session's Redis: the other queues' tests use others
 WORKER = ["--processes", "2", "--threads", "2", "--skip-logging"]
@@ -50,9 +51,14 @@ DESCRIPTION = re.compile(r"message (?:a|b|work)\((\d+)\)")  # how Dramatiq names
 
 
 @pytest.fixture(scope="module")
-def broker(redis_url: str) -> Iterator[RedisBroker]:
+def url(redis_url: str) -> str:
+    return database(redis_url, DATABASE)
+
+
+@pytest.fixture(scope="module")
+def broker(url: str) -> Iterator[RedisBroker]:
     """The test process's own instrumented broker, on the worker's Redis database."""
-    broker = fapilog.dramatiq.instrument(RedisBroker(url=database(redis_url, DATABASE)))  # type: ignore[no-untyped-call]  # dramatiq's RedisBroker.__init__ has no annotations
+    broker = fapilog.dramatiq.instrument(RedisBroker(url=url))  # type: ignore[no-untyped-call]  # dramatiq's RedisBroker.__init__ has no annotations
     yield broker
     broker.close()
 
@@ -92,32 +98,28 @@ def _wait_for_runs(broker: RedisBroker, count: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def worker_run(broker: RedisBroker) -> WorkerRun:
+def worker_run(url: str, broker: RedisBroker) -> WorkerRun:
     """Run ``dramatiq tests.apps.dramatiq_worker`` (2 processes, 2 threads each) through the whole exercise."""
     broker.client.flushdb()
     command = [sys.executable, "-m", "dramatiq", "tests.apps.dramatiq_worker", *WORKER]
-    url = broker.client.connection_pool.connection_kwargs
-    env = {dramatiq_actors.BROKER_ENV: f"redis://{url['host']}:{url['port']}/{url['db']}"}
-    with capture_access() as access, run_worker(command, env=env) as lines:
+    with capture_access() as access, run_worker(command, env={dramatiq_actors.BROKER_ENV: url}) as lines:
         requests = asyncio.run(send_requests(_api(broker)))
         # Sent outside any request: the worker must replace or generate the trace.
         hostile = [_send(broker, dramatiq_actors.work, 10 + i, **meta) for i, meta in enumerate(HOSTILE_METADATA)]
         untraced = [_send(broker, dramatiq_actors.b, 3)]
         _wait_for_runs(broker, RUNS)  # then SIGTERM: a warm shutdown finishes the runs in progress
-    run = WorkerRun(
+    records, _ = json_lines(lines)
+    sent = {record["n"]: record["sent"] for record in records if "sent" in record}  # A logs the id of the B it sent
+    return WorkerRun(
         lines=lines,
         access=access,
-        chain_w3c=(requests.chain_w3c, ""),
-        chain_plain=(requests.chain_plain, ""),
+        chain_w3c=(requests.chain_w3c, sent[1]),
+        chain_plain=(requests.chain_plain, sent[2]),
         failed=requests.failed,
         load=requests.load,
         hostile=hostile,
         untraced_retries=untraced,
     )
-    sent = {record["n"]: record["sent"] for record in run.records if "sent" in record}  # A logs the id of the B it sent
-    run.chain_w3c = (requests.chain_w3c, sent[1])
-    run.chain_plain = (requests.chain_plain, sent[2])
-    return run
 
 
 _about = about_by(MESSAGE_ID, DESCRIPTION)

@@ -89,7 +89,7 @@ def _start(task: Task | None = None, **_: Any) -> None:
         carrier = outgoing_headers(caller, header_name, caller.span_id)
     else:  # the message's headers are attributes of the request
         carrier = {name: value for name in names if (value := getattr(request, name, None))}
-    start_run(carrier, request.id, task.name, request.retries or 0, header_name=header_name)
+    start_run(carrier, request.id, task.name, request.retries, header_name=header_name)
 
 
 def _end(task: Task | None = None, task_id: str | None = None, state: str | None = None, **_: Any) -> None:

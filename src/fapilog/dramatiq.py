@@ -48,8 +48,7 @@ class _TraceMiddleware(Middleware):
         """Bind the trace *message* carries, before any other middleware sees it."""
         options: object = message.options  # as the message came: a dict, unless forged
         metadata = options if isinstance(options, dict) else {}
-        retries = metadata.get("retries")  # the Retries middleware's count
-        start_run(carried(metadata), message.message_id, message.actor_name, retries if type(retries) is int and retries > 0 else 0)
+        start_run(carried(metadata), message.message_id, message.actor_name, metadata.get("retries"))  # Retries' count
 
     def after_process_message(
         self, broker: Broker, message: MessageProxy, *, result: Any | None = None, exception: BaseException | None = None

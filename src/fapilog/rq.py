@@ -110,9 +110,7 @@ class SpawnWorker(_Traced, rq.worker.SpawnWorker):
 
 def _start(job: rq.job.Job) -> Run:
     """Start the run of *job*, bound from the trace its ``meta`` carries."""
-    meta = job.meta
-    retries = meta.get(RETRIES_KEY)
-    return start_run(carried(meta), job.id, job.func_name, retries if type(retries) is int and retries > 0 else 0)
+    return start_run(carried(job.meta), job.id, job.func_name, job.meta.get(RETRIES_KEY))
 
 
 def _end(run: Run) -> None:

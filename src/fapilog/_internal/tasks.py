@@ -32,10 +32,9 @@ __all__ = [
     "end_run",
     "message_headers",
     "start_run",
-    "task_logger",
 ]
 
-task_logger: Final = logging.getLogger("fapilog.task")
+_task_logger: Final = logging.getLogger("fapilog.task")
 SUCCESS: Final = "SUCCESS"
 FAILURE: Final = "FAILURE"
 RETRY: Final = "RETRY"
@@ -101,16 +100,18 @@ def message_headers(task_id: object, header_names: Iterable[str] = (DEFAULT_HEAD
 
 
 def start_run(
-    carrier: Mapping[str, str], task_id: str, task_name: object, retries: int, *, header_name: str = DEFAULT_HEADER_NAME
+    carrier: Mapping[str, str], task_id: str, task_name: object, retries: object, *, header_name: str = DEFAULT_HEADER_NAME
 ) -> Run:
     """Bind the trace *carrier* continues in a fresh context, as a new span; return the run, now in progress.
 
     By the HTTP edge's rules (``bind_trace_headers``): hostile values are
     replaced, never raised or logged; no valid trace starts a new one.
+    *retries*, as a job's metadata counts them, is 0 unless a positive ``int``.
     """
     outer = current_model()
     bind_trace_headers(carrier, header_name=header_name)
-    run = Run(task_id, task_name, retries, outer, _run.get())
+    count = retries if type(retries) is int and retries > 0 else 0
+    run = Run(task_id, task_name, count, outer, _run.get())
     _run.set(run)
     return run
 
@@ -120,7 +121,7 @@ def end_run(run: Run) -> None:
     try:
         state = run.state
         level = _LEVELS.get(state, logging.INFO)
-        if task_logger.isEnabledFor(level):
+        if _task_logger.isEnabledFor(level):
             name = printable(str(run.task_name), MAX_PATH_LENGTH)
             task_id = printable(str(run.task_id), MAX_PATH_LENGTH)
             context = current_model()
@@ -133,7 +134,7 @@ def end_run(run: Run) -> None:
                 "retries": run.retries,
                 "latency_ms": (_now() - run.start) * 1000.0,
             }
-            log_safely(task_logger, level, "%s[%s] %s", name, task_id, state, extra=extra)
+            log_safely(_task_logger, level, "%s[%s] %s", name, task_id, state, extra=extra)
     finally:
         _run.set(run.enclosing)
         restore_model(run.outer)
