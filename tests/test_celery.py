@@ -57,8 +57,14 @@ class WorkerRun:
 
 @pytest.fixture(scope="session")
 def broker(redis_url: str) -> str:
-    """The session's real Redis, as the test Celery app's broker and result backend."""
+    """The session's real Redis, as the test Celery app's broker and result backend.
+
+    An eager run (``task.apply()``) before this caches the app's in-memory
+    result backend in the test's thread, where results are read: forgotten here.
+    """
     celery_tasks.app.conf.update(broker_url=redis_url, result_backend=redis_url)
+    per_thread: Any = getattr(celery_tasks.app, "_local")  # Celery's private cache: the backend, built once per thread
+    per_thread.__dict__.pop("backend", None)
     return redis_url
 
 
