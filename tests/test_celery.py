@@ -22,8 +22,10 @@ from fastapi import FastAPI
 
 import fapilog.celery
 from fapilog import TraceIDMiddleware, bind_trace_headers, get_context, trace_headers
+from fapilog._internal import tasks as tasks_module
 from tests.apps import celery_tasks
 from tests.support.http import http_client
+from tests.support.records import task_records
 from tests.support.servers import ROOT, json_lines, stop
 
 TIMEOUT = 60.0  # seconds a result may take on a slow CI machine; a join, never an assertion
@@ -408,3 +410,22 @@ def test_with_the_task_log_off_no_record_is_built_and_the_context_still_comes_ba
 def test_instrument_rejects_a_header_name_that_is_no_http_token() -> None:
     with pytest.raises(ValueError, match="header_name"):
         fapilog.celery.instrument(Celery("bad"), header_name="bad header")
+
+
+def test_the_task_record_gives_the_runs_latency_in_milliseconds(
+    monkeypatch: pytest.MonkeyPatch, records: list[logging.LogRecord]
+) -> None:
+    """A fake clock: the task body takes 125 ms."""
+    clock = [100.0]
+    monkeypatch.setattr(tasks_module, "_now", lambda: clock[0])  # the clock every queue's runs are timed by
+    app = fapilog.celery.instrument(Celery("timed", set_as_current=False))
+
+    @app.task
+    def slow() -> str:
+        clock[0] += 0.125
+        return "done"
+
+    assert slow.apply().get() == "done"
+    [run] = task_records(records)
+    assert run["latency_ms"] == pytest.approx(125.0)
+

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+import fapilog.httpx
 from fapilog import JsonFormatter, TraceIDMiddleware, bind_context, bind_trace_headers, get_context
 from fapilog._internal.records import MAX_LINE_LENGTH
 from fapilog.httpx import instrument
@@ -314,3 +315,24 @@ async def test_50_concurrent_calls_each_keep_their_own_trace_across_the_hop(reco
     assert len(trace_ids) == 50
     b_access = {access["trace_id"] for access in access_records(records) if access["path"] == "/whoami"}
     assert b_access == trace_ids
+
+
+async def test_the_client_record_gives_the_calls_latency_in_milliseconds(
+    monkeypatch: pytest.MonkeyPatch, records: list[logging.LogRecord]
+) -> None:
+    """A fake clock: the service called takes 250 ms to answer."""
+    clock = [500.0]
+    monkeypatch.setattr(fapilog.httpx, "_now", lambda: clock[0])
+    slow = FastAPI()
+
+    @slow.get("/slow")
+    async def answer() -> str:
+        clock[0] += 0.250
+        return "done"
+
+    bind_context(trace_id=TRACE_ID, span_id=SPAN_ID)
+    async with instrument(httpx.AsyncClient(transport=httpx.ASGITransport(slow), base_url="http://slow")) as client:
+        await client.get("/slow")
+    [record] = client_records(records)
+    assert record["latency_ms"] == pytest.approx(250.0)
+

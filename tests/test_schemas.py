@@ -20,6 +20,7 @@ from enum import Enum
 from typing import Any
 
 import ecs_logging
+import httpx
 import pytest
 from fastapi import FastAPI
 from google.cloud.logging_v2.handlers import StructuredLogHandler
@@ -33,7 +34,11 @@ import fapilog._internal
 from fapilog import ContextFilter, JsonFormatter, TraceIDMiddleware, bind_context, configure_logging
 from fapilog._internal import jsonline, orjson_values
 from fapilog._internal.context import SAMPLED, TraceState, bind_trace
+from fapilog._internal.records import MAX_LINE_LENGTH
 from fapilog._internal.schemas import SCHEMAS, Schema, datadog_id, gcp_duration
+from fapilog.httpx import instrument
+from tests.apps import celery_tasks
+from tests.apps.echo import recording_transport
 from tests.support import records
 from tests.support.http import http_client
 from tests.support.lines import RENAMED, fapilog_view, format_line
@@ -797,3 +802,32 @@ def test_fapilogs_own_access_record_is_written_at_once_exactly_as_the_general_pa
     direct = [JsonFormatter(schema).format(record) for record in records]
     monkeypatch.setattr("fapilog._internal.schemas._measured", lambda *values: None)  # the general path only
     assert direct == [JsonFormatter(schema).format(record) for record in records]
+
+
+# The line bound: input that grows when escaped (a non-BMP character becomes ten ASCII characters)
+
+NON_BMP = "\U0001f600" * 3_000
+
+
+@pytest.mark.parametrize("schema", SCHEMAS)
+async def test_every_record_kind_stays_within_the_line_bound_whatever_grows_when_escaped(schema: Schema) -> None:
+    """The access record of a request, the client record of its call and the task record of its task."""
+    captured: list[logging.LogRecord] = []
+    handler = records.ListHandler(captured)
+    handler.addFilter(ContextFilter())
+    logging.root.addHandler(handler)
+    logging.root.setLevel(logging.DEBUG)
+    app = FastAPI()
+
+    @app.get("/{path:path}")
+    async def anything(path: str) -> None:
+        async with instrument(httpx.AsyncClient(transport=recording_transport([]))) as client:
+            await client.get("http://next.service/" + path)
+        celery_tasks.context.apply(task_id=path)
+
+    async with http_client(TraceIDMiddleware(app)) as client:
+        await client.get("/" + NON_BMP, headers={b"User-Agent": NON_BMP.encode()})
+    kinds = {record.name: record for record in captured if record.name.startswith("fapilog.")}
+    assert set(kinds) == {"fapilog.access", "fapilog.client", "fapilog.task"}
+    for record in kinds.values():
+        assert len(format_line(record, schema)) <= MAX_LINE_LENGTH
