@@ -21,11 +21,11 @@ from celery.result import AsyncResult
 from fastapi import FastAPI
 
 import fapilog.celery
-from fapilog import TraceIDMiddleware, bind_trace_headers, get_context, trace_headers
+from fapilog import TraceIDMiddleware, bind_context, bind_trace_headers, get_context, trace_headers
 from fapilog._internal import tasks as tasks_module
 from tests.apps import celery_tasks
 from tests.support.http import http_client
-from tests.support.records import task_records
+from tests.support.records import FailingFilter, task_records
 from tests.support.servers import ROOT, json_lines, stop
 
 TIMEOUT = 60.0  # seconds a result may take on a slow CI machine; a join, never an assertion
@@ -429,3 +429,16 @@ def test_the_task_record_gives_the_runs_latency_in_milliseconds(
     [run] = task_records(records)
     assert run["latency_ms"] == pytest.approx(125.0)
 
+
+def test_a_logging_filter_that_raises_never_costs_a_run_its_record_or_the_caller_its_context(
+    records: list[logging.LogRecord],
+) -> None:
+    """The run's bind warns about a trace id no header can carry on; that warning fails."""
+    logging.getLogger("fapilog.incoming").addFilter(FailingFilter())
+    bind_context(trace_id="no header id", span_id=W3C_PARENT)
+    caller = get_context()
+    inside = celery_tasks.context.apply().get()
+    assert HEX32.fullmatch(inside["trace_id"])
+    assert get_context() == caller
+    [run] = task_records(records)
+    assert (run["trace_id"], run["state"]) == (inside["trace_id"], "SUCCESS")

@@ -12,11 +12,11 @@ import pytest
 from fastapi import FastAPI
 
 import fapilog.httpx
-from fapilog import JsonFormatter, TraceIDMiddleware, bind_context, bind_trace_headers, get_context
+from fapilog import JsonFormatter, TraceIDMiddleware, bind_context, bind_trace_headers, get_context, instrument_app
 from fapilog._internal.records import MAX_LINE_LENGTH
 from fapilog.httpx import instrument
 from tests.apps.echo import recording_transport, whoami
-from tests.support.http import running_server
+from tests.support.http import http_client, running_server
 from tests.support.records import access_records, client_records
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -336,3 +336,76 @@ async def test_the_client_record_gives_the_calls_latency_in_milliseconds(
     [record] = client_records(records)
     assert record["latency_ms"] == pytest.approx(250.0)
 
+
+# propagate_to: internal state only to the hosts the app allows
+
+EDGE_HEADERS = {
+    "traceparent": f"00-{TRACE_ID}-{SPAN_ID}-01",
+    "tracestate": "congo=t61rcWkgMzE",
+    "baggage": "tenant=blue",
+}
+
+
+async def test_tracestate_and_baggage_go_only_to_the_hosts_the_app_allows() -> None:
+    sent: list[httpx.Request] = []
+    app = FastAPI()
+
+    @app.get("/checkout")
+    async def checkout() -> None:
+        client = instrument(httpx.AsyncClient(transport=recording_transport(sent)), propagate_to=["orders", "*.svc.internal"])
+        async with client:
+            for url in (
+                "http://orders/",
+                "http://ORDERS:8080/",
+                "http://pay.svc.internal/",
+                "http://a.b.svc.internal/",
+                "http://svc.internal/",
+                "https://api.payments.example/",
+                "http://orders.evil.example/",
+            ):
+                await client.get(url)
+
+    async with http_client(instrument_app(app)) as client:
+        await client.get("/checkout", headers=EDGE_HEADERS)
+    carried = [
+        (request.url.host, request.headers.get("tracestate"), request.headers.get("baggage"), request.headers["traceparent"][:35])
+        for request in sent
+    ]
+    state = ("congo=t61rcWkgMzE", "tenant=blue", f"00-{TRACE_ID}")
+    assert carried == [
+        ("orders", *state),
+        ("orders", *state),
+        ("pay.svc.internal", *state),
+        ("a.b.svc.internal", *state),
+        ("svc.internal", None, None, f"00-{TRACE_ID}"),  # "*." is for subdomains only
+        ("api.payments.example", None, None, f"00-{TRACE_ID}"),
+        ("orders.evil.example", None, None, f"00-{TRACE_ID}"),
+    ]
+
+
+def test_a_redirect_to_a_host_not_allowed_loses_the_state_fapilog_added_but_not_the_callers_own() -> None:
+    sent: list[httpx.Request] = []
+
+    def redirect_away(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        if request.url.host == "orders":
+            return httpx.Response(302, headers={"Location": "https://api.payments.example/"})
+        return httpx.Response(200)
+
+    bind_trace_headers(EDGE_HEADERS)
+    client = httpx.Client(transport=httpx.MockTransport(redirect_away), follow_redirects=True)
+    with instrument(client, propagate_to=["orders"]):
+        client.get("http://orders/")
+        client.get("http://orders/", headers={"baggage": "callers=own"})
+    first, redirected, own_first, own_redirected = sent
+    assert (first.headers.get("tracestate"), first.headers.get("baggage")) == ("congo=t61rcWkgMzE", "tenant=blue")
+    assert (redirected.headers.get("tracestate"), redirected.headers.get("baggage")) == (None, None)
+    assert redirected.headers["traceparent"].startswith(f"00-{TRACE_ID}-")
+    assert own_first.headers.get_list("baggage") == ["callers=own,tenant=blue"]  # the trace's members added
+    assert own_redirected.headers.get_list("baggage") == ["callers=own"]  # and taken out again
+
+
+@pytest.mark.parametrize("hosts", ["orders", ["orders", ""], ["*"], ["*."], ["a*b.example"], [7]])
+def test_propagate_to_entries_that_are_no_hosts_are_refused(hosts: Any) -> None:
+    with pytest.raises(ValueError, match="propagate_to"):
+        instrument(httpx.Client(), propagate_to=hosts)

@@ -1,19 +1,39 @@
-"""The one incoming parser: traceparent, tracestate, baggage, request id, and bind_trace_headers."""
+"""The one incoming parser: traceparent, tracestate, baggage, request id, bind_trace_headers, and how far callers are trusted."""
 
 from __future__ import annotations
 
 import logging
 import re
+import uuid
+from collections.abc import Callable
+from typing import Any
 
 import pytest
+from fastapi import FastAPI, Request
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from fapilog import bind_context, bind_trace_headers, get_context, trace_headers
+from fapilog import (
+    JsonFormatter,
+    TraceIDMiddleware,
+    bind_context,
+    bind_trace_headers,
+    get_context,
+    instrument_app,
+    trace_headers,
+)
 from fapilog._internal.context import current_model, trace_state
 from fapilog._internal.ids import is_w3c_span_id, is_w3c_trace_id
-from fapilog._internal.incoming import TraceReader, parse_baggage, parse_traceparent, parse_tracestate
-from tests.support.records import rendered
+from fapilog._internal.incoming import (
+    REPLACED_MESSAGE,
+    TraceReader,
+    Trust,
+    parse_baggage,
+    parse_traceparent,
+    parse_tracestate,
+)
+from tests.support.http import http_client
+from tests.support.records import FailingFilter, access_records, rendered
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -246,8 +266,8 @@ def test_an_empty_request_id_counts_as_absent_and_an_invalid_one_is_rejected() -
     assert _read(("x-request-id", "bad id"))[5:] == ("None", "True")
 
 
-def test_trust_traceparent_false_ignores_every_incoming_w3c_header() -> None:
-    reader = TraceReader(trust_traceparent=False)
+def test_trusting_only_the_request_id_ignores_every_incoming_w3c_header() -> None:
+    reader = TraceReader(trust_incoming="request-id")
     assert _read(("traceparent", TRACEPARENT), ("tracestate", "a=1"), ("baggage", "b=2"), reader=reader)[1:5] == (
         "None", "03", "None", "None"
     )
@@ -311,3 +331,229 @@ def test_bind_trace_headers_replaces_hostile_input_and_never_logs_it(
     for record in records:
         text = rendered(record)
         assert [marker for marker in HOSTILE_MARKERS if marker in text] == []
+
+
+def test_a_logging_failure_never_makes_bind_trace_headers_raise_and_the_new_context_is_bound(
+    records: list[logging.LogRecord],
+) -> None:
+    """The consumer loop the README shows survives a logging filter that raises."""
+    logging.getLogger("fapilog.incoming").addFilter(FailingFilter())
+    bind_context(trace_id="previous-message")
+    trace_id = bind_trace_headers({"X-Request-ID": "bad id"})
+    assert re.fullmatch(r"[0-9a-f]{32}", trace_id)
+    assert get_context()["trace_id"] == trace_id
+    assert bind_trace_headers({"X-Request-ID": "job-1"}) == get_context()["trace_id"] == "job-1"
+
+
+# The request id and the generator: checked whatever the user's own code does.
+
+UUID4 = "1b4e28ba-2fa1-41d2-883f-0016d3cca427"
+
+
+def _context_app(**options: Any) -> FastAPI:
+    """An instrumented app: ``GET /`` answers its context, what ``trace_headers()`` sends on, and its request id header."""
+    app = FastAPI()
+
+    @app.get("/")
+    async def home(request: Request) -> dict[str, Any]:
+        return {
+            "context": dict(get_context()),
+            "forwarded": trace_headers(),
+            "request_id_seen": request.headers.getlist("X-Request-ID"),
+        }
+
+    return instrument_app(app, **options)
+
+
+def _uuid4_only(value: str) -> bool:
+    """A validator as users write it: it raises on what is no UUID, naming the value."""
+    try:
+        return uuid.UUID(value).version == 4
+    except ValueError:
+        raise ValueError(f"not a UUID: {value}") from None
+
+
+async def test_a_validator_that_raises_counts_as_a_rejection(records: list[logging.LogRecord]) -> None:
+    async with http_client(_context_app(validator=_uuid4_only)) as client:
+        rejected = await client.get("/", headers={"X-Request-ID": "zq-not-a-uuid"})
+        accepted = await client.get("/", headers={"X-Request-ID": UUID4})
+    assert rejected.status_code == 200
+    trace_id = rejected.json()["context"]["trace_id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", trace_id)
+    assert rejected.headers.get_list("X-Request-ID") == [trace_id]
+    assert accepted.headers["X-Request-ID"] == accepted.json()["context"]["trace_id"] == UUID4
+    assert [(a["status_code"], a["request_id"]) for a in access_records(records)] == [(200, trace_id), (200, UUID4)]
+    [warning] = [record for record in records if record.levelno >= logging.WARNING]
+    assert (warning.name, warning.getMessage()) == ("fapilog.middleware", REPLACED_MESSAGE % ("X-Request-ID", trace_id))
+    assert not [record for record in records if "zq" in rendered(record)]
+
+
+def _generator_giving(*values: object) -> Callable[[], str]:
+    """Return a generator that returns (or raises) *values* in turn."""
+    remaining = list(values)
+
+    def generate() -> str:
+        value = remaining.pop(0)
+        if isinstance(value, Exception):
+            raise value
+        return value  # type: ignore[return-value]  # a misbehaving generator is the point
+
+    return generate
+
+
+UNFIT = "returned an id unfit for a header (1-128 printable ASCII characters)"
+
+
+@pytest.mark.parametrize(
+    ("unfit", "failure"),
+    [
+        pytest.param(None, UNFIT, id="none"),
+        pytest.param("", UNFIT, id="empty"),
+        pytest.param("zq-caf\u00e9\u2028", UNFIT, id="non-ascii"),
+        pytest.param("zq\r\nSet-Cookie: x=1", UNFIT, id="crlf"),
+        pytest.param("zq" * 65, UNFIT, id="130-chars"),
+        pytest.param("zq ", UNFIT, id="trailing-space"),
+        pytest.param(RuntimeError("zq: generator down"), "raised RuntimeError", id="raises"),
+    ],
+)
+async def test_a_generator_that_misbehaves_later_gives_way_to_built_in_ids_with_one_warning(
+    unfit: object, failure: str, records: list[logging.LogRecord]
+) -> None:
+    app = _context_app(generator=_generator_giving("checked-at-startup", unfit, unfit, "gen-ok"), update_request_header=True)
+    async with http_client(app) as client:
+        responses = [await client.get("/") for _ in range(3)]
+    for response in responses[:2]:
+        assert response.status_code == 200
+        [echoed] = response.headers.get_list("X-Request-ID")
+        assert re.fullmatch(r"[0-9a-f]{32}", echoed)
+        assert response.json()["request_id_seen"] == [echoed] == [response.json()["context"]["trace_id"]]
+        assert "set-cookie" not in response.headers
+    assert responses[2].headers["X-Request-ID"] == "gen-ok"  # asked again every time
+    [warning] = [record for record in records if record.levelno >= logging.WARNING]
+    assert (warning.name, warning.getMessage()) == (
+        "fapilog.incoming",
+        f"The trace id generator {failure}; built-in ids stand in whenever it does (said once per middleware)",
+    )
+    assert not [record for record in records if "zq" in rendered(record)]
+
+
+async def test_a_permissive_validator_never_lets_an_id_past_128_characters(records: list[logging.LogRecord]) -> None:
+    async with http_client(_context_app(validator=str.isalnum)) as client:
+        huge = await client.get("/", headers={"X-Request-ID": "a" * 60_000})
+        longest = await client.get("/", headers={"X-Request-ID": "b" * 128})
+        too_long = await client.get("/", headers={"X-Request-ID": "c" * 129})
+    trace_id = huge.json()["context"]["trace_id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", trace_id)
+    assert huge.headers["X-Request-ID"] == huge.json()["forwarded"]["X-Request-ID"] == trace_id
+    assert longest.headers["X-Request-ID"] == longest.json()["forwarded"]["X-Request-ID"] == "b" * 128
+    assert re.fullmatch(r"[0-9a-f]{32}", too_long.headers["X-Request-ID"])
+    for record in records:
+        assert len(JsonFormatter().format(record)) < 1_000
+
+
+@pytest.mark.parametrize(
+    ("unfit", "validator"),
+    [
+        pytest.param(" padded", lambda value: True, id="leading-space"),  # httptools passes it on; h11 cannot send it
+        pytest.param("padded ", lambda value: True, id="trailing-space"),
+        pytest.param("tab\there", lambda value: True, id="tab"),
+        pytest.param("x" * 129, lambda value: True, id="129-chars"),
+        pytest.param("\u00e9t\u00e9", lambda value: True, id="non-ascii"),
+        pytest.param("1b4e28ba", _uuid4_only, id="validator-raises"),
+    ],
+)
+def test_the_reader_rejects_an_id_unfit_for_a_header_whatever_the_validator(
+    unfit: str, validator: Callable[[str], bool]
+) -> None:
+    reader = TraceReader(validator=validator)
+    assert _read(("x-request-id", unfit), reader=reader)[5:] == ("None", "True")
+
+
+# Trust at the front gate
+
+CLIENT_HEX_ID = "0af7651916cd43dd8448eb211c80319c"  # a request id that could pass as a W3C trace id
+CLIENT_HEADERS = {
+    "X-Request-ID": CLIENT_HEX_ID,
+    "traceparent": TRACEPARENT,
+    "tracestate": "congo=t61rcWkgMzE",
+    "baggage": "tenant=admin,session=s3cr3t;secret",
+}
+
+
+async def test_trusting_no_caller_starts_every_trace_here_and_keeps_the_client_id_only_as_request_id(
+    records: list[logging.LogRecord],
+) -> None:
+    async with http_client(_context_app(trust_incoming="none")) as client:
+        response = await client.get("/", headers=CLIENT_HEADERS)
+        alone = await client.get("/", headers={"X-Request-ID": CLIENT_HEX_ID})
+    body = response.json()
+    trace_id = body["context"]["trace_id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", trace_id) and trace_id not in (TRACE_ID, CLIENT_HEX_ID)
+    assert alone.json()["context"]["trace_id"] not in (trace_id, TRACE_ID, CLIENT_HEX_ID)
+    assert response.headers["X-Request-ID"] == CLIENT_HEX_ID == body["request_id_seen"][0]  # echoed as sent
+    assert response.headers["traceresponse"].split("-")[1] == trace_id
+    assert body["forwarded"] == {
+        "X-Request-ID": trace_id,
+        "traceparent": f"00-{trace_id}-{body['context']['span_id']}-03",  # a new, random, sampled trace
+    }
+    [access, _] = access_records(records)
+    assert (access["trace_id"], access["request_id"], access["parent_span_id"]) == (trace_id, CLIENT_HEX_ID, None)
+    assert not [record for record in records if record.levelno >= logging.WARNING]
+    assert not [record for record in records if "s3cr3t" in rendered(record) or TRACE_ID in rendered(record)]
+
+
+async def test_trusting_the_request_id_only_lets_it_set_the_trace_but_no_w3c_header() -> None:
+    async with http_client(_context_app(trust_incoming="request-id")) as client:
+        body = (await client.get("/", headers=CLIENT_HEADERS)).json()
+    assert body["context"]["trace_id"] == CLIENT_HEX_ID
+    assert body["forwarded"] == {
+        "X-Request-ID": CLIENT_HEX_ID,
+        "traceparent": f"00-{CLIENT_HEX_ID}-{body['context']['span_id']}-01",
+    }
+
+
+@pytest.mark.parametrize("trust", ["all", "request-id", "none"])
+async def test_only_allowed_baggage_keys_pass_inward_and_onward(trust: Trust, records: list[logging.LogRecord]) -> None:
+    app = _context_app(trust_incoming=trust, baggage_keys=["tenant", "locale"])
+    async with http_client(app) as client:
+        allowed = await client.get("/", headers={**CLIENT_HEADERS, "baggage": "session=s3cr3t, tenant = blue ;p=1,locale=fr"})
+        none_allowed = await client.get("/", headers={**CLIENT_HEADERS, "baggage": "session=s3cr3t"})
+    assert allowed.json()["forwarded"]["baggage"] == "tenant = blue ;p=1,locale=fr"
+    assert "baggage" not in none_allowed.json()["forwarded"]
+    assert ("tracestate" in allowed.json()["forwarded"]) is (trust == "all")
+    assert not [record for record in records if "s3cr3t" in rendered(record)]
+
+
+async def test_without_an_allow_list_baggage_follows_the_trust_level() -> None:
+    seen = {}
+    for trust in ("all", "request-id", "none"):
+        async with http_client(_context_app(trust_incoming=trust)) as client:
+            seen[trust] = (await client.get("/", headers=CLIENT_HEADERS)).json()["forwarded"].get("baggage")
+    assert seen == {"all": CLIENT_HEADERS["baggage"], "request-id": None, "none": None}
+
+
+def test_bind_trace_headers_takes_the_trust_options_of_the_middleware() -> None:
+    bind_trace_headers(CLIENT_HEADERS, trust_incoming="none", baggage_keys=["tenant"])
+    assert get_context()["trace_id"] not in (TRACE_ID, CLIENT_HEX_ID)
+    assert trace_headers()["baggage"] == "tenant=admin"
+    assert "tracestate" not in trace_headers()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"trust_incoming": "nobody"}, "trust_incoming"),
+        ({"trust_incoming": False}, "trust_incoming"),
+        ({"baggage_keys": "tenant"}, "baggage_keys"),
+        ({"baggage_keys": ["tenant", "bad key"]}, "baggage_keys"),
+        ({"baggage_keys": [7]}, "baggage_keys"),
+        ({"generator": lambda: "bad id\n"}, "generator"),
+        ({"generator": lambda: "x" * 129}, "generator"),
+        ({"generator": _generator_giving(RuntimeError("down"))}, "generator failed"),
+    ],
+)
+def test_trust_and_id_options_that_can_never_work_are_refused_at_startup(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        instrument_app(FastAPI(), **options)
+    with pytest.raises(ValueError, match=message):
+        TraceIDMiddleware(FastAPI(), **options)

@@ -7,7 +7,7 @@ import json
 import logging
 import pathlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import pytest
@@ -24,6 +24,7 @@ from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
 from fapilog import JsonFormatter, TraceIDMiddleware, get_context, instrument_app
 from fapilog._internal import middleware as middleware_module
+from fapilog._internal.ids import is_valid_request_id
 from fapilog._internal.records import MAX_LINE_LENGTH, MAX_USER_AGENT_LENGTH
 from tests.support.http import http_client, running_server
 from tests.support.records import ALL_NONE, access_records, rendered
@@ -226,8 +227,8 @@ async def test_an_invalid_traceparent_falls_back_to_the_request_id(app: FastAPI)
     assert response.json()["trace_id"] == "req-1"
 
 
-async def test_trust_traceparent_false_ignores_traceparent(seen: Seen) -> None:
-    app = TraceIDMiddleware(make_app(seen), trust_traceparent=False)
+async def test_trusting_only_the_request_id_ignores_traceparent(seen: Seen) -> None:
+    app = TraceIDMiddleware(make_app(seen), trust_incoming="request-id")
     async with http_client(app) as client:
         with_id = await client.get("/context", headers={"traceparent": TRACEPARENT, "X-Request-ID": "req-1"})
         without_id = await client.get("/context", headers={"traceparent": TRACEPARENT})
@@ -343,24 +344,43 @@ async def test_the_access_record_has_no_parent_span_without_a_traceparent(
     assert (access["parent_span_id"], access["request_id"]) == (None, "req-1")
 
 
-HOSTILE_REQUEST_IDS = [
+UNFIT_REQUEST_IDS = [  # refused whatever the validator says: no id can carry them into a header or a line
     pytest.param(b"abc\r\nX-Injected: 1", id="crlf"),
     pytest.param(b"evil\nline", id="lf"),
     pytest.param(b"x" * 5000, id="5000-chars"),
     pytest.param("caf\u00e9-\u2028-\u65e5\u672c".encode(), id="non-ascii"),
+    pytest.param(b"\x1b[31mred\x1b[0m", id="ansi"),
+    pytest.param(b"x" * 129, id="129-chars"),
+]
+HOSTILE_REQUEST_IDS = [
+    *UNFIT_REQUEST_IDS,
     pytest.param(b'"quoted"', id="quotes"),
     pytest.param(b"%s%d%(trace_id)s%n", id="percent-formats"),
-    pytest.param(b"\x1b[31mred\x1b[0m", id="ansi"),
     pytest.param(b"has spaces in it", id="spaces"),
-    pytest.param(b"x" * 129, id="129-chars"),
     pytest.param(b"a/b", id="slash"),
+]
+PERMISSIVE_VALIDATORS = [
+    pytest.param(lambda value: len(value) <= 64, id="at-most-64"),
+    pytest.param(lambda value: True, id="accept-all"),
 ]
 
 
-@pytest.mark.parametrize("hostile", HOSTILE_REQUEST_IDS)
+@pytest.mark.parametrize(
+    ("hostile", "validator"),
+    [
+        *[pytest.param(*case.values, is_valid_request_id, id=case.id) for case in HOSTILE_REQUEST_IDS],
+        *[
+            pytest.param(*case.values, *validator.values, id=f"{case.id}-{validator.id}")
+            for case in UNFIT_REQUEST_IDS
+            for validator in PERMISSIVE_VALIDATORS
+        ],
+    ],
+)
 async def test_a_hostile_request_id_is_replaced_and_never_echoed_bound_or_logged(
-    app: FastAPI, records: list[logging.LogRecord], hostile: bytes
+    seen: Seen, records: list[logging.LogRecord], hostile: bytes, validator: Callable[[str], bool]
 ) -> None:
+    app = make_app(seen)
+    app.add_middleware(TraceIDMiddleware, validator=validator)
     async with http_client(app) as client:
         response = await client.get("/context", headers={b"X-Request-ID": hostile})
     trace_id = response.json()["trace_id"]

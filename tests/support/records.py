@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Final
 
-__all__ = ["ALL_NONE", "ListHandler", "access_records", "client_records", "make_record", "rendered", "task_records"]
+__all__ = ["ALL_NONE", "FailingFilter", "ListHandler", "access_records", "client_records", "make_record", "rendered", "task_records"]
 
 ALL_NONE: Final = dict.fromkeys(("trace_id", "span_id", "latency_ms", "status_code", "req_bytes", "res_bytes", "user_agent"))
 """The seven context fields of an empty context, written out (not read from fapilog)."""
@@ -46,6 +46,13 @@ class ListHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
+
+
+class FailingFilter(logging.Filter):
+    """A broken filter someone attached to a logger: it raises on every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        raise RuntimeError("broken filter")
 
 
 def _of(logger: str, records: list[logging.LogRecord]) -> list[dict[str, Any]]:

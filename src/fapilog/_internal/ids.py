@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Final
+from typing import Final, TypeGuard
 
 __all__ = [
     "DEFAULT_HEADER_NAME",
+    "MAX_ID_LENGTH",
     "ZERO_SPAN_ID",
     "ZERO_TRACE_ID",
     "generate_ids",
     "generate_span_id",
     "generate_trace_id",
+    "is_header_id",
     "is_header_name",
     "is_header_safe",
     "is_valid_request_id",
@@ -21,6 +23,8 @@ __all__ = [
 ]
 
 DEFAULT_HEADER_NAME: Final = "X-Request-ID"
+MAX_ID_LENGTH: Final = 128
+"""Longest request or trace id taken from a client or a generator, whatever the validator says."""
 
 _REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _HEADER_NAME: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 9110 token
@@ -71,5 +75,16 @@ def is_header_name(value: str) -> bool:
 
 
 def is_header_safe(value: str) -> bool:
-    """Return whether *value* can go into a header as it is: printable ASCII, no CR/LF."""
-    return value.isascii() and value.isprintable()
+    """Return whether *value* can go into a header as it is: printable ASCII, no CR/LF, no space at either end.
+
+    HTTP strips that space from a field value, and h11 refuses to send it.
+    """
+    return value.isascii() and value.isprintable() and value[:1] != " " and value[-1:] != " "
+
+
+def is_header_id(value: object) -> TypeGuard[str]:
+    """Return whether *value* can be an id in a header and a log line: 1-128 characters, header-safe.
+
+    Checked before any user validator runs, and on every generated id.
+    """
+    return isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH and is_header_safe(value)

@@ -4,7 +4,8 @@ The middleware, ``bind_trace_headers`` and the integrations all read
 ``traceparent``, ``tracestate``, ``baggage`` and the request-id header here,
 by W3C Trace Context Level 2 and W3C Baggage — as OpenTelemetry has one
 propagator for every transport, never a copy per transport. What is invalid
-is dropped whole, never repaired, echoed or logged.
+is dropped whole, never repaired, echoed or logged; so is what a service does
+not trust (an edge service's callers, baggage keys outside an allow-list).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Final, NamedTuple
+from typing import Final, Literal, NamedTuple
 
 from fapilog._internal.context import SAMPLED, TraceState, bind_trace, clear_context
 from fapilog._internal.ids import (
@@ -22,11 +23,12 @@ from fapilog._internal.ids import (
     generate_ids,
     generate_span_id,
     generate_trace_id,
+    is_header_id,
     is_header_name,
-    is_header_safe,
     is_valid_request_id,
     is_w3c_trace_id,
 )
+from fapilog._internal.records import log_safely
 
 __all__ = [
     "MAX_BAGGAGE_BYTES",
@@ -34,8 +36,10 @@ __all__ = [
     "MAX_TRACESTATE_MEMBERS",
     "RANDOM",
     "REPLACED_MESSAGE",
+    "TRUST_LEVELS",
     "Incoming",
     "TraceReader",
+    "Trust",
     "bind_trace_headers",
     "parse_baggage",
     "parse_traceparent",
@@ -49,6 +53,11 @@ MAX_BAGGAGE_BYTES: Final = 8192
 MAX_BAGGAGE_MEMBERS: Final = 180
 
 REPLACED_MESSAGE: Final = "Ignored an invalid incoming %s or traceparent header; the trace id is %s"
+GENERATOR_MESSAGE: Final = "The trace id generator %s; built-in ids stand in whenever it does (said once per middleware)"
+
+Trust = Literal["all", "request-id", "none"]
+"""How far a service trusts its callers' trace headers: see ``TraceReader``."""
+TRUST_LEVELS: Final[tuple[Trust, ...]] = ("all", "request-id", "none")
 
 _logger: Final = logging.getLogger("fapilog.incoming")
 _KNOWN_FLAGS: Final = SAMPLED | RANDOM  # every other bit is reserved: never sent on
@@ -65,6 +74,7 @@ _TRACESTATE_MEMBER: Final = re.compile(
 # commas, and room for optional whitespace. Anything longer is discarded unread.
 _MAX_TRACESTATE_INPUT: Final = 32 * 1024
 _TOKEN: Final = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_BAGGAGE_KEY: Final = re.compile(_TOKEN)
 _BAGGAGE_VALUE: Final = r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*"
 # key OWS "=" OWS value, then properties: *( OWS ";" OWS key [ OWS "=" OWS value ] )
 _BAGGAGE_MEMBER: Final = re.compile(
@@ -111,12 +121,13 @@ def parse_tracestate(lines: list[bytes]) -> str | None:
     return ",".join(members) or None
 
 
-def parse_baggage(lines: list[bytes]) -> str | None:
+def parse_baggage(lines: list[bytes], keys: frozenset[str] | None = None) -> str | None:
     """Return the ``baggage`` field lines combined, unchanged, or ``None`` when invalid or empty.
 
     Within W3C Baggage's limits — at most 8,192 bytes and 180 list-members,
     each ``key=value`` with optional properties — or discarded whole. Empty
-    members, which the grammar does not allow, are dropped.
+    members, which the grammar does not allow, are dropped; so is every
+    member whose key is not one of *keys*, when given (an allow-list).
     """
     if sum(map(len, lines)) > 2 * MAX_BAGGAGE_BYTES:  # far too long: discarded unread
         return None
@@ -129,7 +140,11 @@ def parse_baggage(lines: list[bytes]) -> str | None:
         if _BAGGAGE_MEMBER.fullmatch(member) is None:
             return None
     text = ",".join(members)
-    return text if len(text) <= MAX_BAGGAGE_BYTES else None  # latin-1: one character per byte
+    if len(text) > MAX_BAGGAGE_BYTES:  # latin-1: one character per byte
+        return None
+    if keys is None:
+        return text
+    return ",".join(member for member in members if member.split("=", 1)[0].rstrip(_OWS) in keys) or None
 
 
 class Incoming(NamedTuple):
@@ -162,15 +177,37 @@ class TraceReader:
     """Read the incoming trace from header pairs by the middleware's rules.
 
     Precedence: a valid ``traceparent`` (exactly one field line), then a valid
-    request id, then a generated id. ``tracestate`` only comes with an adopted
-    ``traceparent``; ``baggage`` with any trace, unless *trust_traceparent* is
-    off, which ignores every incoming W3C header. A new trace is sampled when
-    *sampled*, and marked random when the default generator made its id.
-    A header name that is not an HTTP token, or a generator whose ids cannot
-    go into a header, raise ``ValueError``.
+    request id, then a generated id. A request id is valid when it is 1-128
+    printable ASCII characters and *validator* then accepts it (one that
+    raises rejects it). ``tracestate`` only comes with an adopted
+    ``traceparent``; ``baggage`` with any trace.
+
+    *trust_incoming* says how far callers are trusted: ``"all"`` as above;
+    ``"request-id"`` ignores every incoming W3C header; ``"none"`` also
+    starts a new trace for every carrier, keeping a valid request id only as
+    the caller's ``request_id``. *baggage_keys*, when given, lets through the
+    baggage members with these keys, and only those, at every level.
+
+    A new trace is sampled when *sampled*, and marked random when the default
+    generator made its id. Every id a custom *generator* makes is checked
+    like an incoming one: when it fails or gives an id unfit for a header, a
+    built-in id stands in, with one warning. Options that can never work
+    raise ``ValueError``.
     """
 
-    __slots__ = ("_client_flags", "_new_flags", "_wanted", "generator", "header_key", "trust_traceparent", "validator")
+    __slots__ = (
+        "_baggage_keys",
+        "_client_flags",
+        "_generator_warned",
+        "_new_flags",
+        "_read_baggage",
+        "_trust_request_id",
+        "_trust_traceparent",
+        "_wanted",
+        "generator",
+        "header_key",
+        "validator",
+    )
 
     def __init__(
         self,
@@ -178,18 +215,28 @@ class TraceReader:
         header_name: str = DEFAULT_HEADER_NAME,
         validator: Callable[[str], bool] = is_valid_request_id,
         generator: Callable[[], str] = generate_trace_id,
-        trust_traceparent: bool = True,
+        trust_incoming: Trust = "all",
+        baggage_keys: Iterable[str] | None = None,
         sampled: bool = True,
     ) -> None:
         if not is_header_name(header_name):
             raise ValueError(f"header_name must be an HTTP header name, got {header_name!r}")
-        sample = generator()
-        if not sample or not is_header_safe(sample):
-            raise ValueError(f"generator must return printable ASCII for a header, got {sample!r}")
+        if trust_incoming not in TRUST_LEVELS:
+            raise ValueError(f"trust_incoming must be one of {', '.join(map(repr, TRUST_LEVELS))}, got {trust_incoming!r}")
+        try:
+            sample = generator()
+        except Exception as exc:
+            raise ValueError(f"generator failed: {exc!r}") from exc
+        if not is_header_id(sample):
+            raise ValueError(f"generator must return 1-128 printable ASCII characters for a header, got {sample!r}")
         self.header_key = header_name.lower().encode("latin-1")
         self.validator = validator
         self.generator = generator
-        self.trust_traceparent = trust_traceparent
+        self._trust_traceparent = trust_incoming == "all"
+        self._trust_request_id = trust_incoming != "none"
+        self._baggage_keys = None if baggage_keys is None else _allowed_keys(baggage_keys)
+        self._read_baggage = self._trust_traceparent or self._baggage_keys is not None
+        self._generator_warned = False
         self._client_flags = SAMPLED if sampled else 0
         self._new_flags = self._client_flags | (RANDOM if generator is generate_trace_id else 0)
         self._wanted = {**_WANTED, self.header_key: _REQUEST_ID}
@@ -218,25 +265,25 @@ class TraceReader:
             baggage = found.get(_BAGGAGE_LINE)
         rejected = False
         adopted: tuple[str, str, int] | None = None
-        if traceparents and self.trust_traceparent:
+        if traceparents and self._trust_traceparent:
             # Two or more field lines make the traceparent invalid: the trace restarts.
             adopted = parse_traceparent(traceparents[0]) if len(traceparents) == 1 else None
             rejected = adopted is None
         client_id: str | None = None
         if request_ids and request_ids[0]:  # the first one counts; an empty header counts as absent
             candidate = request_ids[0].decode("latin-1")
-            if is_header_safe(candidate) and self.validator(candidate):
+            if is_header_id(candidate) and self._accepts(candidate):
                 client_id = candidate
             else:
                 rejected = True
-        trusted_baggage = parse_baggage(baggage) if baggage and self.trust_traceparent else None
+        trusted_baggage = parse_baggage(baggage, self._baggage_keys) if baggage and self._read_baggage else None
         if adopted is not None:
             trace_id, parent_span_id, flags = adopted
             trusted_tracestate = parse_tracestate(tracestate) if tracestate else None
             state = _trace_state((trace_id, parent_span_id, flags, trusted_tracestate, trusted_baggage))
             span_id = generate_span_id()
             w3c = True
-        elif client_id is not None:
+        elif client_id is not None and self._trust_request_id:
             state = _trace_state((client_id, None, self._client_flags, None, trusted_baggage))
             span_id = generate_span_id()
             w3c = is_w3c_trace_id(client_id)
@@ -245,38 +292,84 @@ class TraceReader:
             state = _trace_state((trace_id, None, self._new_flags, None, trusted_baggage))
             w3c = True
         else:
-            trace_id = self.generator()
+            trace_id = self._generated_id()
             state = _trace_state((trace_id, None, self._new_flags, None, trusted_baggage))
             span_id = generate_span_id()
             w3c = is_w3c_trace_id(trace_id)
         return _incoming((state, span_id, client_id, request_ids is not None, user_agent, rejected, w3c))
 
+    def _accepts(self, candidate: str) -> bool:
+        """Return whether the validator accepts *candidate*; one that raises rejects it."""
+        try:
+            return bool(self.validator(candidate))
+        except Exception:
+            return False
+
+    def _generated_id(self) -> str:
+        """Return the generator's next id, or a built-in one when it fails or gives an id unfit for a header."""
+        try:
+            trace_id: object = self.generator()
+        except Exception as exc:
+            failure = f"raised {type(exc).__qualname__}"
+        else:
+            if is_header_id(trace_id):
+                return trace_id
+            failure = "returned an id unfit for a header (1-128 printable ASCII characters)"
+        if not self._generator_warned:  # what it returned is never logged
+            self._generator_warned = True
+            log_safely(_logger, logging.WARNING, GENERATOR_MESSAGE, failure)
+        return generate_trace_id()
+
+
+def _allowed_keys(keys: Iterable[str]) -> frozenset[str]:
+    """Return a baggage allow-list as a set; a ``ValueError`` for an entry that can never be a key."""
+    if isinstance(keys, str):
+        raise ValueError(f"baggage_keys must be a collection of keys, got the string {keys!r}")
+    entries: Iterable[object] = keys  # untyped callers may pass anything
+    checked: set[str] = set()
+    for key in entries:
+        if not isinstance(key, str) or _BAGGAGE_KEY.fullmatch(key) is None:
+            raise ValueError(f"baggage_keys entries must be baggage keys (HTTP tokens), got {key!r}")
+        checked.add(key)
+    return frozenset(checked)
+
 
 Carrier = Mapping[str, str] | Mapping[bytes, bytes] | Iterable[tuple[str, str]] | Iterable[tuple[bytes, bytes]]
 """Headers as any transport has them: a mapping or pairs, of ``str`` or ``bytes``."""
 
-_readers: dict[str, TraceReader] = {}
+_readers: dict[tuple[str, Trust, frozenset[str] | None], TraceReader] = {}
 
 
-def bind_trace_headers(headers: Carrier, *, header_name: str = DEFAULT_HEADER_NAME) -> str:
+def bind_trace_headers(
+    headers: Carrier,
+    *,
+    header_name: str = DEFAULT_HEADER_NAME,
+    trust_incoming: Trust = "all",
+    baggage_keys: Iterable[str] | None = None,
+) -> str:
     """Continue the trace *headers* carry in a fresh context; return its trace id.
 
-    By the middleware's rules: a valid ``traceparent`` with its flags and
-    ``tracestate``, else a valid request id in *header_name*, else a new id;
-    names match case-insensitively. Binds ``trace_id`` and a new ``span_id``
-    (every other field is ``None``) and keeps the incoming parent-id, so
-    ``bind_trace_headers(trace_headers())`` in another process joins the same
-    trace as a child. Invalid input is replaced and never raised or logged.
+    By the middleware's rules, its trust options included: a valid
+    ``traceparent`` with its flags and ``tracestate``, else a valid request
+    id in *header_name*, else a new id; names match case-insensitively.
+    Binds ``trace_id`` and a new ``span_id`` (every other field is ``None``)
+    and keeps the incoming parent-id, so ``bind_trace_headers(trace_headers())``
+    in another process joins the same trace as a child. Invalid input is
+    replaced and never raised or logged, and a logging setup that fails never
+    makes this raise: the new context is bound either way.
     """
-    reader = _readers.get(header_name)
+    key = (header_name, trust_incoming, None if baggage_keys is None else _allowed_keys(baggage_keys))
+    reader = _readers.get(key)
     if reader is None:
-        reader = _readers.setdefault(header_name, TraceReader(header_name=header_name))
+        reader = _readers.setdefault(
+            key, TraceReader(header_name=header_name, trust_incoming=trust_incoming, baggage_keys=key[2])
+        )
     incoming = reader.read(_header_pairs(headers))
     clear_context()
     trace_id = incoming.state.trace_id
     bind_trace(trace_id, incoming.span_id, None, incoming.state)
     if incoming.rejected:
-        _logger.warning(REPLACED_MESSAGE, header_name, trace_id)
+        log_safely(_logger, logging.WARNING, REPLACED_MESSAGE, header_name, trace_id)
     return trace_id
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final, TypedDict, TypeVar, Unpack
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from fapilog._internal.incoming import Trust
 from fapilog._internal.middleware import TraceIDMiddleware
 
 __all__ = ["TraceOptions", "instrument_app"]
@@ -38,7 +39,8 @@ class TraceOptions(TypedDict, total=False):
     header_name: str
     validator: Callable[[str], bool]
     generator: Callable[[], str]
-    trust_traceparent: bool
+    trust_incoming: Trust
+    baggage_keys: Iterable[str] | None
     sampled: bool
     exclude_paths: Iterable[str]
     access_level: Callable[[int], int]

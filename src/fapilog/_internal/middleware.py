@@ -20,7 +20,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from fapilog._internal.context import EMPTY_CONTEXT, bind_trace, clear_context, current_model, get_context, restore_model
 from fapilog._internal.ids import DEFAULT_HEADER_NAME, generate_trace_id, is_valid_request_id
-from fapilog._internal.incoming import REPLACED_MESSAGE, TraceReader
+from fapilog._internal.incoming import REPLACED_MESSAGE, TraceReader, Trust
 from fapilog._internal.otel import current_span
 from fapilog._internal.records import MAX_METHOD_LENGTH, MAX_PATH_LENGTH, MAX_USER_AGENT_LENGTH, log_safely, printable
 
@@ -75,6 +75,8 @@ class TraceIDMiddleware:
     ``traceresponse``. The app sees the request headers the client sent;
     with *update_request_header*, that same id is in them too. A new trace
     is sampled when *sampled*; an adopted one keeps its flags.
+    *trust_incoming* and *baggage_keys* say how far callers are trusted
+    (``"none"`` at an edge: every request starts a new trace; see ``TraceReader``).
 
     The access record of a successful (below 400) request to one of
     *exclude_paths* — exact paths, or prefixes ending in ``*`` — is left out;
@@ -92,7 +94,8 @@ class TraceIDMiddleware:
         header_name: str = DEFAULT_HEADER_NAME,
         validator: Callable[[str], bool] = is_valid_request_id,
         generator: Callable[[], str] = generate_trace_id,
-        trust_traceparent: bool = True,
+        trust_incoming: Trust = "all",
+        baggage_keys: Iterable[str] | None = None,
         sampled: bool = True,
         exclude_paths: Iterable[str] = (),
         access_level: Callable[[int], int] = level_by_status,
@@ -102,7 +105,8 @@ class TraceIDMiddleware:
             header_name=header_name,
             validator=validator,
             generator=generator,
-            trust_traceparent=trust_traceparent,
+            trust_incoming=trust_incoming,
+            baggage_keys=baggage_keys,
             sampled=sampled,
         )
         self.app = app
@@ -132,6 +136,8 @@ class TraceIDMiddleware:
             except BaseException as exc:
                 exchange.failed = True
                 exchange.finish()
+                if exchange.disconnected and _client_left(exc):
+                    return  # the client's doing, logged as 499: no traceback for the server to log at ERROR
                 _attach_context(exc)
                 raise
             exchange.finish()
@@ -195,6 +201,12 @@ def _agent(user_agent: bytes) -> str:
     if user_agent.isascii():  # the usual case, at ASCII decoding's speed
         return printable(user_agent.decode("ascii"), MAX_USER_AGENT_LENGTH)
     return printable(user_agent.decode("utf-8", "replace"), MAX_USER_AGENT_LENGTH)  # as servers decode paths
+
+
+def _client_left(exc: BaseException) -> bool:
+    """Return whether *exc* is Starlette's ``ClientDisconnect``, raised because the client left."""
+    requests = _modules.get("starlette.requests")  # not imported: the exception cannot be one of its classes
+    return requests is not None and isinstance(exc, requests.ClientDisconnect)
 
 
 def _attach_context(exc: BaseException) -> None:
@@ -331,14 +343,16 @@ class _Exchange:
             except OSError:  # servers on ASGI spec 2.4 say "client gone" this way
                 self.disconnected = True
                 raise
-            self.res_bytes += len(message.get("body", b""))
+            if not self.disconnected:  # once the client is gone, a server writes nothing
+                self.res_bytes += len(message.get("body", b""))
             if not message.get("more_body", False):
-                self._complete(self.status)
+                self._complete(STATUS_CLIENT_CLOSED if self.disconnected else self.status)
         elif message_type == "http.response.pathsend":
             await self._send(message)
-            with contextlib.suppress(OSError):
-                self.res_bytes += os.path.getsize(message["path"])
-            self._complete(self.status)
+            if not self.disconnected:
+                with contextlib.suppress(OSError):
+                    self.res_bytes += os.path.getsize(message["path"])
+            self._complete(STATUS_CLIENT_CLOSED if self.disconnected else self.status)
         else:
             await self._send(message)
 

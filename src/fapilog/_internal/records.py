@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import traceback
@@ -32,8 +33,15 @@ def printable(value: str, limit: int) -> str:
 
 
 def log_safely(logger: logging.Logger, level: int, message: str, *args: object, **kwargs: Any) -> None:
-    """Log, but never let a broken logging setup fail the request or call."""
+    """Log, but never let a broken logging setup (a filter, a handler, a closed stream) fail the caller.
+
+    The failure is reported as logging's own ``Handler.handleError`` does: on
+    stderr, only while ``logging.raiseExceptions`` is on, and never raising,
+    even when stderr itself is closed or gone.
+    """
     try:
         logger.log(level, message, *args, **kwargs)
     except Exception:
-        traceback.print_exc(file=sys.stderr)  # as logging's own handleError does
+        if logging.raiseExceptions and sys.stderr is not None:
+            with contextlib.suppress(Exception):
+                traceback.print_exc(file=sys.stderr)
