@@ -196,6 +196,7 @@ class TraceReader:
     """
 
     __slots__ = (
+        "_accepts",
         "_baggage_keys",
         "_client_flags",
         "_generator_warned",
@@ -231,6 +232,8 @@ class TraceReader:
             raise ValueError(f"generator must return 1-128 printable ASCII characters for a header, got {sample!r}")
         self.header_key = header_name.lower().encode("latin-1")
         self.validator = validator
+        # The default's own grammar lies within the bound: one call. Any other is bounded first, and guarded.
+        self._accepts = is_valid_request_id if validator is is_valid_request_id else self._bounded_and_accepted
         self.generator = generator
         self._trust_traceparent = trust_incoming == "all"
         self._trust_request_id = trust_incoming != "none"
@@ -272,7 +275,7 @@ class TraceReader:
         client_id: str | None = None
         if request_ids and request_ids[0]:  # the first one counts; an empty header counts as absent
             candidate = request_ids[0].decode("latin-1")
-            if is_header_id(candidate) and self._accepts(candidate):
+            if self._accepts(candidate):
                 client_id = candidate
             else:
                 rejected = True
@@ -298,8 +301,10 @@ class TraceReader:
             w3c = is_w3c_trace_id(trace_id)
         return _incoming((state, span_id, client_id, request_ids is not None, user_agent, rejected, w3c))
 
-    def _accepts(self, candidate: str) -> bool:
-        """Return whether the validator accepts *candidate*; one that raises rejects it."""
+    def _bounded_and_accepted(self, candidate: str) -> bool:
+        """Return whether *candidate* is fit for a header and the validator accepts it (one that raises rejects it)."""
+        if not is_header_id(candidate):
+            return False
         try:
             return bool(self.validator(candidate))
         except Exception:
