@@ -21,7 +21,7 @@ from json.encoder import encode_basestring_ascii
 from typing import Final
 
 from fapilog._internal.context import CONTEXT_FIELDS
-from fapilog._internal.log_filter import record_context
+from fapilog._internal.log_filter import SAMPLED_FIELD, record_context
 
 __all__ = [
     "CACHE_LIMIT",
@@ -47,10 +47,11 @@ __all__ = [
 quote: Final[Callable[[str], str]] = encode_basestring_ascii
 """Return a ``str`` as a JSON string: ASCII, with ``\\u`` escapes (``json``'s own, in C)."""
 
-# Attributes every LogRecord has (and the two Formatter adds): anything else is
-# an ``extra``. uvicorn's ``color_message`` repeats the message with ANSI codes.
+# Attributes every LogRecord has (and the two Formatter adds), and what
+# ContextFilter adds: anything else is an ``extra``. uvicorn's
+# ``color_message`` repeats the message with ANSI codes.
 _STANDARD: Final = tuple(vars(logging.LogRecord("", 0, "", 0, "", None, None)))
-NOT_EXTRA: Final = frozenset({*_STANDARD, "message", "asctime", "taskName", "color_message", *CONTEXT_FIELDS})
+NOT_EXTRA: Final = frozenset({*_STANDARD, "message", "asctime", "taskName", "color_message", *CONTEXT_FIELDS, SAMPLED_FIELD})
 
 
 def text(value: object) -> str:

@@ -1,15 +1,24 @@
-"""``ContextFilter``: puts the request context on every log record it sees."""
+"""``ContextFilter``: puts the request context on every log record it sees.
+
+``capture`` is the one place where a record takes what a formatter reads of
+the context: on the thread that logs, so a formatter writes the same line
+on any other thread (a queue's writer) without reading the context itself.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
 from collections.abc import Mapping
+from typing import Final
 
-from fapilog._internal.context import ContextDict, current_model, get_context
+from fapilog._internal.context import SAMPLED, ContextDict, RequestContext, current_model, get_context, trace_state
 from fapilog._internal.middleware import CONTEXT_ATTRIBUTE
 
-__all__ = ["ContextFilter", "record_context"]
+__all__ = ["SAMPLED_FIELD", "ContextFilter", "capture", "record_context", "sampled"]
+
+SAMPLED_FIELD: Final = "trace_sampled"
+"""The record attribute that holds the sampled flag of the record's trace: ``None`` when unknown."""
 
 
 def record_context(record: logging.LogRecord) -> ContextDict:
@@ -30,8 +39,36 @@ def record_context(record: logging.LogRecord) -> ContextDict:
     return fields
 
 
+def sampled(model: RequestContext, trace_id: object) -> bool | None:
+    """Return whether the trace *trace_id* is sampled, if *model* holds that trace; ``None`` if unknown."""
+    state = trace_state(model)
+    return state.flags & SAMPLED == SAMPLED if state.trace_id == trace_id else None
+
+
+def capture(record: logging.LogRecord) -> None:
+    """Put on *record* everything fapilog's formatters read of the context.
+
+    The seven fields (a value given with ``extra=`` wins; a record about an
+    exception that escaped a request gets that request's context) and, as
+    ``trace_sampled``, the sampled flag of the record's trace.
+    """
+    model = current_model()
+    fields: Mapping[str, object] = model.__dict__  # read only: cheaper than get_context's copy
+    if fields["trace_id"] is None:
+        fields = record_context(record)
+    attributes = record.__dict__
+    if attributes.keys().isdisjoint(fields):  # the usual case: no extra= named like a field
+        attributes.update(fields)
+    else:
+        for key, value in fields.items():
+            if key not in attributes:
+                attributes[key] = value
+    if SAMPLED_FIELD not in attributes:
+        attributes[SAMPLED_FIELD] = sampled(model, attributes["trace_id"])
+
+
 class ContextFilter(logging.Filter):
-    """Add the seven context fields to each record as attributes.
+    """Add the seven context fields, and ``trace_sampled``, to each record as attributes.
 
     A field passed explicitly with ``extra=`` wins over the context. A record
     about an exception that escaped a request gets the context of that request.
@@ -40,14 +77,5 @@ class ContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Enrich *record*; never drop it."""
-        fields: Mapping[str, object] = current_model().__dict__  # read only: cheaper than get_context's copy
-        if fields["trace_id"] is None:
-            fields = record_context(record)
-        attributes = record.__dict__
-        if attributes.keys().isdisjoint(fields):  # the usual case: no extra= named like a field
-            attributes.update(fields)
-        else:
-            for key, value in fields.items():
-                if key not in attributes:
-                    attributes[key] = value
+        capture(record)
         return True

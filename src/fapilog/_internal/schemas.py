@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Final, Literal
 
-from fapilog._internal.context import SAMPLED, current_model, trace_state
+from fapilog._internal.context import current_model
 from fapilog._internal.jsonline import (
     CACHE_LIMIT,
     Context,
@@ -32,6 +32,7 @@ from fapilog._internal.jsonline import (
     text,
     value,
 )
+from fapilog._internal.log_filter import SAMPLED_FIELD, sampled
 
 __all__ = ["ACCESS_LOGGER", "ECS_VERSION", "SCHEMAS", "Layout", "Schema", "datadog_id", "gcp_duration", "make_layout", "nanoseconds"]
 
@@ -448,8 +449,8 @@ class GcpLayout(Layout):
     ``severity``, ``message``, ``time``, ``logging.googleapis.com/trace``
     (``projects/<project>/traces/<trace_id>`` when a project is given, which is
     what links a line to Cloud Trace; else the bare trace id),
-    ``…/spanId``, ``…/trace_sampled`` (the sampled flag of the current
-    trace, when the record is about it), ``…/sourceLocation`` and the logger
+    ``…/spanId``, ``…/trace_sampled`` (the sampled flag of the record's
+    trace, when known), ``…/sourceLocation`` and the logger
     as label ``python_logger``, as Google's own ``StructuredLogHandler`` writes
     them; access records carry ``httpRequest``. Other context fields keep
     fapilog's names; a traceback goes in ``stack_trace``, which Error Reporting
@@ -483,27 +484,29 @@ class GcpLayout(Layout):
             severity, static = self.static(record, key)
         line = f'{{"severity":{severity},"message":{message},"time":"{created}"'
         plain: list[tuple[str, object]] = []
-        # The lines of one request share their ids; the sampled flag, when the
-        # current context did not know it, is looked for again once it changes.
-        last_trace, last_span, unsure_in, ids = self._last_ids
-        if trace_id is not last_trace or span_id is not last_span or unsure_in is not None and unsure_in is not current_model():
+        attributes = record.__dict__
+        if SAMPLED_FIELD in attributes:  # what ContextFilter captured, on the thread that logged
+            trace_sampled = attributes[SAMPLED_FIELD]
+        else:  # no filter ran: formatted where it was logged
+            trace_sampled = sampled(current_model(), trace_id)
+        last_trace, last_span, last_sampled, ids = self._last_ids  # the lines of one request share them
+        if trace_id is not last_trace or span_id is not last_span or trace_sampled is not last_sampled:
             ids = ""
-            unsure = None
+            traced = False
             if isinstance(trace_id, str):
                 ids += f',"logging.googleapis.com/trace":{quote(self._trace_prefix + trace_id)}'
-                model = current_model()
-                state = trace_state(model)
-                if state.trace_id == trace_id:  # else unknown here: another thread, or an id bound by hand
-                    ids += f',"logging.googleapis.com/trace_sampled":{"true" if state.flags & SAMPLED else "false"}'
-                else:
-                    unsure = model
+                traced = True
             elif trace_id is not None:
                 plain.append(("trace_id", trace_id))
+            if traced and type(trace_sampled) is bool:
+                ids += f',"logging.googleapis.com/trace_sampled":{"true" if trace_sampled else "false"}'
+            elif trace_sampled is not None:
+                plain.append((SAMPLED_FIELD, trace_sampled))
             span = _typed(plain, "span_id", span_id, _string)
             if span is not None:
                 ids += f',"logging.googleapis.com/spanId":{span}'
-            if not plain:  # strings or None, and a frozen model: safe to keep by identity
-                self._last_ids = (trace_id, span_id, unsure, ids)
+            if not plain:  # strings, bools or None: safe to keep by identity
+                self._last_ids = (trace_id, span_id, trace_sampled, ids)
         line += ids + static
         access = record.name == ACCESS_LOGGER
         if access:
