@@ -4,7 +4,8 @@
 - the request context (empty);
 - every logger that existed before the test (level, handlers, filters,
   propagation, disabled), every ``fapilog.*`` logger the test created,
-  ``logging.disable`` and ``logging.captureWarnings``;
+  ``logging.disable`` and ``logging.captureWarnings``; a handler the test
+  left installed is closed (an ``enqueue=True`` one stops its writer thread);
 - fapilog's process-wide state: the once-per-process warnings, the request
   hooks an integration adds, and Sentry's record that fapilog's integration
   is set up (with its event processor), so the next ``sentry_sdk.init`` sets
@@ -72,6 +73,8 @@ def _clean_state() -> Iterator[None]:
     hooks = request_hooks[:]
     showwarning = warnings.showwarning
     yield
+    installed = {id(handler) for state in saved for handler in state[2]}
+    added = {handler for logger in _loggers() for handler in logger.handlers if id(handler) not in installed}
     clear_context()
     warned.clear()
     request_hooks[:] = hooks
@@ -92,6 +95,8 @@ def _clean_state() -> Iterator[None]:
             logger.filters.clear()
             logger.propagate = True
             logger.disabled = False
+    for handler in added:  # a writer thread (enqueue=True) writes out its queue and stops
+        handler.close()
 
 
 @pytest.fixture

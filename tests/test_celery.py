@@ -23,7 +23,7 @@ from fastapi import FastAPI
 import fapilog.celery
 from fapilog import TraceIDMiddleware, bind_context, bind_trace_headers, get_context, trace_headers
 from fapilog._internal import tasks as tasks_module
-from tests.apps import celery_tasks
+from tests.apps import celery_tasks, slow_stderr
 from tests.support.http import http_client
 from tests.support.records import FailingFilter, task_records
 from tests.support.servers import ROOT, json_lines, stop
@@ -442,3 +442,23 @@ def test_a_logging_filter_that_raises_never_costs_a_run_its_record_or_the_caller
     assert get_context() == caller
     [run] = task_records(records)
     assert (run["trace_id"], run["state"]) == (inside["trace_id"], "SUCCESS")
+
+
+def test_with_enqueue_a_prefork_worker_writes_every_line_once_through_a_warm_shutdown(
+    broker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """configure_logging(enqueue=True), a stderr that takes 0.3 s a write: lines are still queued at shutdown.
+
+    The pool processes, forked from the main process, end with os._exit,
+    where no atexit runs: each line is written once, and none is lost.
+    """
+    monkeypatch.setenv(slow_stderr.WRITE_TIME_ENV, "0.3")
+    options = ("--pool", "prefork", *POOLS["prefork"], "--hostname", "enqueue@fapilog")
+    with _worker("tests.apps.celery_enqueue_worker", *options, broker=broker) as lines:
+        task_ids = [celery_tasks.work.delay(n).id for n in range(20)]
+        assert [_outcome(task_id) for task_id in task_ids] == list(range(20))
+    records, text = json_lines(lines)
+    assert text == ["", SHUTDOWN_NOTICE]
+    assert sorted(record["message"] for record in records if record.get("n") is not None) == sorted(f"work {n}" for n in range(20))
+    assert sorted(record["task_id"] for record in records if record["logger"] == "fapilog.task") == sorted(task_ids)
+    assert sum(record["message"].endswith("ready.") for record in records) == 1

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from fapilog import bind_context, configure_logging, instrument_app
 from fapilog._internal.configure import SERVER_ACCESS_LOGGERS, SERVER_LOGGERS
-from fapilog.log_config import LOG_CONFIG, PATH
+from fapilog.log_config import ENQUEUE_LOG_CONFIG, ENQUEUE_PATH, LOG_CONFIG, PATH
 from tests.support.http import running_server
 
 
@@ -144,3 +144,22 @@ async def test_a_real_uvicorn_writes_its_own_records_as_json_with_the_request_tr
 def test_python_m_fapilog_log_config_prints_the_config_files_path() -> None:
     result = subprocess.run([sys.executable, "-m", "fapilog.log_config"], capture_output=True, text=True, check=True)
     assert result.stdout == f"{PATH}\n"
+
+
+def test_the_packaged_enqueue_config_is_the_same_config_with_a_queued_handler(capsys: pytest.CaptureFixture[str]) -> None:
+    expected = json.loads(json.dumps(LOG_CONFIG))
+    expected["handlers"]["fapilog"]["enqueue"] = True
+    assert ENQUEUE_LOG_CONFIG == expected
+    logging.config.dictConfig(ENQUEUE_LOG_CONFIG)
+    bind_context(trace_id="queued-1")
+    logging.getLogger("hypercorn.error").info("from the enqueue config")
+    [handler] = logging.getLogger().handlers
+    handler.flush()
+    [line] = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert (line["message"], line["trace_id"]) == ("from the enqueue config", "queued-1")
+
+
+def test_python_m_fapilog_log_config_enqueue_prints_the_enqueue_config_files_path() -> None:
+    command = [sys.executable, "-m", "fapilog.log_config", "--enqueue"]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert result.stdout == f"{ENQUEUE_PATH}\n"

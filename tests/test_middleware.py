@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import pathlib
@@ -22,7 +23,7 @@ from starlette.websockets import WebSocket
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
-from fapilog import JsonFormatter, TraceIDMiddleware, get_context, instrument_app
+from fapilog import JsonFormatter, TraceIDMiddleware, configure_logging, get_context, instrument_app
 from fapilog._internal import middleware as middleware_module
 from fapilog._internal.ids import is_valid_request_id
 from fapilog._internal.records import MAX_LINE_LENGTH, MAX_USER_AGENT_LENGTH
@@ -707,23 +708,56 @@ async def test_a_refused_or_failing_websocket_gets_its_access_record_with_the_st
     ]
 
 
+LIFESPAN: list[Message] = [{"type": "lifespan.startup.complete"}, {"type": "lifespan.shutdown.complete"}]
+
+
 async def test_lifespan_passes_through_untouched(records: list[logging.LogRecord]) -> None:
-    calls: list[tuple[Scope, Receive, Send]] = []
+    calls: list[tuple[Scope, Receive]] = []
+    sent: list[Message] = []
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        calls.append((scope, receive, send))
+        calls.append((scope, receive))
         assert get_context() == ALL_NONE
+        for message in LIFESPAN:
+            await send(message)
 
     async def receive() -> Message:
         return {"type": "lifespan.startup"}
 
     async def send(message: Message) -> None:
-        pass
+        sent.append(message)
 
     scope: Scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
     await TraceIDMiddleware(app)(scope, receive, send)
-    assert calls == [(scope, receive, send)]
+    assert calls == [(scope, receive)]
+    assert sent == LIFESPAN
     assert [record for record in records if record.name.startswith("fapilog")] == []
+
+
+async def test_as_the_lifespan_ends_queued_lines_are_written_and_later_ones_at_once() -> None:
+    """A server may end its process by a signal once the app shut down: no line may wait in a queue by then."""
+    stream = io.StringIO()
+    configure_logging(stream=stream, enqueue=True)
+    written: list[list[str]] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        for n in range(100):
+            logging.getLogger("app").info("line %d", n)
+        await send({"type": "lifespan.shutdown.complete"})
+
+    async def send(message: Message) -> None:  # the server: it logs its last line, then may end by a signal
+        written.append(stream.getvalue().splitlines())
+        logging.getLogger("uvicorn.error").info("Finished server process")
+        written.append(stream.getvalue().splitlines())
+
+    await TraceIDMiddleware(app)({"type": "lifespan", "asgi": {"version": "3.0"}}, _never_called, send)
+    at_shutdown, after_last_line = written
+    assert [json.loads(line)["message"] for line in at_shutdown] == [f"line {n}" for n in range(100)]
+    assert json.loads(after_last_line[-1])["message"] == "Finished server process"
+
+
+async def _never_called() -> Message:
+    raise AssertionError("not called")
 
 
 async def test_an_app_that_sends_no_response_gets_a_500_access_record(records: list[logging.LogRecord]) -> None:

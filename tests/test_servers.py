@@ -7,6 +7,8 @@ packaged log config, and is stopped by its process group.
 
 from __future__ import annotations
 
+import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,9 +18,9 @@ import pytest
 
 from fapilog._internal.configure import SERVER_ACCESS_LOGGERS
 from fapilog._internal.records import MAX_LINE_LENGTH
-from fapilog.log_config import PATH
+from fapilog.log_config import ENQUEUE_LOG_CONFIG, PATH
 from tests.support.http import preflight
-from tests.support.servers import json_lines, serve
+from tests.support.servers import Run, json_lines, serve
 
 APP = "tests.apps.server_app:app"
 CONFIG = str(PATH)
@@ -88,6 +90,13 @@ def test_every_line_is_json_and_every_request_has_one_access_line(server: str, t
         reload.write_text("changed = False\n")
         command = [part.replace("{watched}", str(tmp_path)) for part in command]
     run = serve(command, _exercise, workers=workers, reload=reload)
+    parsed = _assert_one_json_line_and_one_access_line_per_request(server, run)
+    if reload is not None:
+        assert sum("Reloading" in line["message"] for line in parsed) == 1
+
+
+def _assert_one_json_line_and_one_access_line_per_request(server: str, run: Run) -> list[dict[str, Any]]:
+    """Check what every server run writes; return its lines, parsed."""
     parsed, text = json_lines(run.lines)
     assert text == [], f"{server} wrote lines that are not JSON"
     messages = {line["message"] for line in parsed if line["logger"] == "server_app"}
@@ -98,7 +107,10 @@ def test_every_line_is_json_and_every_request_has_one_access_line(server: str, t
     access = [line for line in parsed if line["logger"] == "fapilog.access"]
     sent: list[tuple[str, str, httpx.Response]] = run.result
     assert len(access) == len(sent)
-    for (label, request_id, response), line in zip(sent, access, strict=True):
+    # By the id each response names: worker processes write their lines in their own order.
+    by_request = {line["request_id"]: line for line in access}
+    for label, request_id, response in sent:
+        line = by_request[response.headers["X-Request-ID"]]
         if label == "hostile":
             assert line["request_id"] == line["trace_id"] == response.headers["X-Request-ID"] != HOSTILE_ID
         elif label == "hostile-state":
@@ -108,12 +120,40 @@ def test_every_line_is_json_and_every_request_has_one_access_line(server: str, t
         expected_status = 500 if label == "failing" else 200
         assert (response.status_code, line["status_code"]) == (expected_status, expected_status)
         assert line["res_bytes"] == len(response.content), label
-    assert access[2]["req_bytes"] == 1000
-    assert access[5]["user_agent"] == "u" * 512
-    if reload is not None:
-        assert sum("Reloading" in line["message"] for line in parsed) == 1
+        if label == "post":
+            assert line["req_bytes"] == 1000
+        if label == "hostile":
+            assert line["user_agent"] == "u" * 512
     assert "zq" not in "\n".join(run.lines)
     _assert_the_error_line_names_the_failing_request(parsed)
+    return parsed
+
+
+ONCE_PER_PROCESS = {  # lines each process writes once: a line queued before a fork() and written again would show
+    "uvicorn": [("Started server process", 1), ("Finished server process", 1)],
+    "uvicorn --workers 2": [("Started parent process", 1), ("Started server process", 2), ("Finished server process", 2)],
+    "gunicorn": [("Starting gunicorn", 1), ("Listening at", 1), ("Booting worker", 2), ("Finished server process", 2)],
+}
+
+
+@pytest.mark.parametrize("server", list(ONCE_PER_PROCESS))
+def test_with_enqueue_each_process_writes_its_lines_once_and_all_of_them_by_its_graceful_shutdown(
+    server: str, tmp_path: Path
+) -> None:
+    """The packaged enqueue config, with a stderr that takes 50 ms a write, stopped by SIGTERM.
+
+    Lines are still queued when gunicorn forks its workers and when each
+    process is told to stop: none is written twice, and none is lost.
+    """
+    config = json.loads(json.dumps(ENQUEUE_LOG_CONFIG))
+    config["handlers"]["fapilog"]["stream"] = "ext://tests.apps.slow_stderr.stream"
+    path = tmp_path / "logging.json"
+    path.write_text(json.dumps(config))
+    command, workers = SERVERS[server]
+    run = serve([str(path) if part == CONFIG else part for part in command], _exercise, workers=workers, stop_with=signal.SIGTERM)
+    parsed = _assert_one_json_line_and_one_access_line_per_request(server, run)
+    for start, times in ONCE_PER_PROCESS[server]:
+        assert sum(line["message"].startswith(start) for line in parsed) == times, start
 
 
 def _assert_the_error_line_names_the_failing_request(parsed: list[dict[str, Any]]) -> None:

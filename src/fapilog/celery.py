@@ -13,6 +13,8 @@ is logged once on ``fapilog.task``, and leaves the context as it found it,
 so the next task on that process, thread or greenlet starts clean. A task run
 in the caller's own thread (``task.apply()``, ``task_always_eager``) is a
 child span of the caller's trace, and the caller's context comes back after.
+A prefork pool process ends with ``os._exit``, where no ``atexit`` runs: it
+writes out what ``configure_logging(enqueue=True)`` queued before it ends.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from fapilog._internal.ids import DEFAULT_HEADER_NAME
 from fapilog._internal.incoming import TraceReader
 from fapilog._internal.propagation import outgoing_headers
 from fapilog._internal.tasks import FAILURE, current_run, end_run, message_headers, start_run
+from fapilog._internal.writer import stop_all
 
 __all__ = ["instrument"]
 
@@ -58,7 +61,13 @@ def instrument(app: Celery, *, header_name: str = DEFAULT_HEADER_NAME) -> Celery
     signals.task_prerun.connect(_start, weak=False, dispatch_uid=_UID)
     signals.task_postrun.connect(_end, weak=False, dispatch_uid=_UID)
     signals.celeryd_init.connect(_keep_logging, weak=False, dispatch_uid=_UID)
+    signals.worker_process_shutdown.connect(_write_out_logs, weak=False, dispatch_uid=_UID)
     return app
+
+
+def _write_out_logs(**_: Any) -> None:
+    """Write what fapilog queued (``enqueue=True``) in a pool process about to end with ``os._exit``."""
+    stop_all()
 
 
 def _publish(headers: dict[str, Any] | None = None, **_: Any) -> None:

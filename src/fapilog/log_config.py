@@ -17,17 +17,24 @@ as its uvicorn worker copies them), and the servers' access logs are
 silenced: ``fapilog.access`` is the one access line per request. To write
 a backend's schema, copy the file and add ``"schema": "ecs"`` (or ``"gcp"``
 with ``"project"``, or ``"datadog"``) to its handler entry.
+
+``python -m fapilog.log_config --enqueue`` prints the path of
+``logging-enqueue.json`` (``ENQUEUE_LOG_CONFIG``): the same config, with
+``"enqueue": true`` in its handler entry, so each process writes from a
+writer thread of its own (see ``configure_logging``).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any, Final
 
-__all__ = ["LOG_CONFIG", "PATH"]
+__all__ = ["ENQUEUE_LOG_CONFIG", "ENQUEUE_PATH", "LOG_CONFIG", "PATH"]
 
 PATH: Final = Path(__file__).with_name("logging.json")
+ENQUEUE_PATH: Final = Path(__file__).with_name("logging-enqueue.json")
 
 LOG_CONFIG: Final[dict[str, Any]] = json.loads(PATH.read_text(encoding="utf-8"))
 """``logging.json`` as a dict: the file is the one source.
@@ -36,5 +43,10 @@ It keeps loggers created before it is applied (``disable_existing_loggers``
 false), and sets every top-level key the servers merge their own defaults
 under, so none of their handlers or formatters remains."""
 
+ENQUEUE_LOG_CONFIG: Final[dict[str, Any]] = json.loads(ENQUEUE_PATH.read_text(encoding="utf-8"))
+"""``logging-enqueue.json`` as a dict: ``LOG_CONFIG`` with ``"enqueue": true`` for its handler."""
+
 if __name__ == "__main__":
-    print(PATH)
+    parser = argparse.ArgumentParser(prog="python -m fapilog.log_config", description="Print the path of fapilog's logging config file.")
+    parser.add_argument("--enqueue", action="store_true", help="the config whose handler writes from a background thread")
+    print(ENQUEUE_PATH if parser.parse_args().enqueue else PATH)

@@ -46,9 +46,14 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
 
 
 def serve(
-    command: Sequence[str], exercise: Callable[[str], list[T]], *, workers: int = 1, reload: Path | None = None
+    command: Sequence[str],
+    exercise: Callable[[str], list[T]],
+    *,
+    workers: int = 1,
+    reload: Path | None = None,
+    stop_with: signal.Signals = signal.SIGINT,
 ) -> Run:
-    """Start *command* (``{port}`` replaced), run *exercise* on its URL, stop it by its process group.
+    """Start *command* (``{port}`` replaced), run *exercise* on its URL, stop it by its process group (*stop_with*).
 
     With several *workers*, the exercise waits until each has logged its
     startup, so no request races a worker that is still booting. With a
@@ -70,7 +75,7 @@ def serve(
                 _wait_for_workers(err, workers + 1)
                 result += exercise(f"http://127.0.0.1:{port}")
         finally:
-            stop(process, signal.SIGINT, group=True)
+            stop(process, stop_with, group=True)
         out.seek(0)
         err.seek(0)
         stdout = out.read().decode("utf-8", "replace").splitlines()

@@ -5,3 +5,4 @@ task_prerun: Signal
 task_postrun: Signal
 celeryd_init: Signal
 setup_logging: Signal
+worker_process_shutdown: Signal

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Final, TextIO
+from typing import Any, Final, TextIO
 
 from fapilog._internal.json_formatter import Encoder, JsonFormatter
-from fapilog._internal.log_filter import ContextFilter
+from fapilog._internal.log_filter import ContextFilter, capture
 from fapilog._internal.schemas import Schema
+from fapilog._internal.writer import QUEUE_SIZE, BackgroundWriter, settled
 
 __all__ = ["SERVER_ACCESS_LOGGERS", "SERVER_LOGGERS", "FapilogHandler", "configure_logging"]
 
@@ -28,16 +29,77 @@ class FapilogHandler(logging.StreamHandler[TextIO]):
     """The handler fapilog installs: context filter and JSON formatter, recognisable on a second call.
 
     *schema*, *project* and *encoder* are ``JsonFormatter``'s; a ``dictConfig``
-    handler entry passes them as keys beside ``class``.
+    handler entry passes them as keys beside ``class``. With *enqueue*, the
+    thread that logs only captures the record's context and queues it (at
+    most *queue_size* records); a writer thread of its own formats and writes
+    it (see ``configure_logging``), and ``flush()`` returns once every line
+    queued before is written.
     """
 
+    def __new__(cls, *args: Any, enqueue: bool = False, **kwargs: Any) -> FapilogHandler:
+        # Two classes, so neither mode pays for the other's branch on every record.
+        return super().__new__(_QueuedHandler if enqueue and cls is FapilogHandler else cls)
+
     def __init__(
-        self, stream: TextIO | None = None, *, schema: Schema = "default", project: str | None = None, encoder: Encoder = "json"
+        self,
+        stream: TextIO | None = None,
+        *,
+        schema: Schema = "default",
+        project: str | None = None,
+        encoder: Encoder = "json",
+        enqueue: bool = False,
+        queue_size: int = QUEUE_SIZE,
     ) -> None:
+        if enqueue and not isinstance(self, _QueuedHandler):
+            raise TypeError(f"enqueue=True is FapilogHandler's own: {type(self).__name__} writes directly")
         formatter = JsonFormatter(schema, project=project, encoder=encoder)  # first: a bad name raises before any setup
         super().__init__(stream)
         self.setFormatter(formatter)
         self.addFilter(ContextFilter())
+
+
+class _QueuedHandler(FapilogHandler):
+    """``FapilogHandler(enqueue=True)``: records go to a ``BackgroundWriter``."""
+
+    def __init__(self, stream: TextIO | None = None, *, queue_size: int = QUEUE_SIZE, **options: Any) -> None:
+        super().__init__(stream, **options)  # FapilogHandler's options, checked there
+        self.writer: Final = BackgroundWriter(self, queue_size)
+        self._context: Final = self.filters[0]
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        """Run the filters (``ContextFilter`` captures the context, here on the logging thread) and queue *record*.
+
+        No lock: the queue is safe to share, and the writer's own lock keeps
+        writes apart.
+        """
+        filters = self.filters
+        if len(filters) == 1 and filters[0] is self._context:
+            # The usual case, at the least cost: the context captured never
+            # changes, so whether the record is settled is known before.
+            is_settled = settled(record)
+            capture(record)
+        else:
+            kept: object = self.filter(record)
+            if not kept:
+                return False
+            if isinstance(kept, logging.LogRecord):  # Python 3.12: a filter may return the record to use instead
+                record = kept
+            is_settled = settled(record)
+        self.writer.put(record, is_settled)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Queue *record*."""
+        self.writer.put(record, settled(record))
+
+    def flush(self) -> None:
+        """Return once every line queued before the call is written."""
+        self.writer.flush()
+
+    def close(self) -> None:
+        """Write everything queued and stop the writer thread (later records are written at once)."""
+        self.writer.close()
+        super().close()
 
 
 def configure_logging(
@@ -48,7 +110,9 @@ def configure_logging(
     schema: Schema = "default",
     project: str | None = None,
     encoder: Encoder = "json",
-) -> logging.Handler:
+    enqueue: bool = False,
+    queue_size: int = QUEUE_SIZE,
+) -> FapilogHandler:
     """Send every record to *stream* (default: stderr) as a JSON line with the context.
 
     Installs one handler, with ``ContextFilter`` and ``JsonFormatter``, on the
@@ -58,17 +122,38 @@ def configure_logging(
     replaces them) unless *server_access_log*. *schema* names the fields the
     way a log backend reads them (``"ecs"``, ``"gcp"`` with the Google Cloud
     *project*, ``"datadog"``; see ``JsonFormatter``), and *encoder*
-    ``"orjson"`` uses the ``fapilog[orjson]`` extra. Calling it again replaces
-    the handler it installed before, also one installed by fapilog's logging
-    config file; handlers installed by others are left alone. An unknown
-    schema or encoder raises ``ValueError`` and changes nothing. Returns the handler.
+    ``"orjson"`` uses the ``fapilog[orjson]`` extra.
+
+    *enqueue* moves formatting and writing off the thread that logs: it only
+    captures the context and queues the record, and a writer thread per
+    process writes it, so a stalled sink stalls no request. At most
+    *queue_size* records wait; past nine tenths of that, records below ERROR
+    are dropped and a WARNING on ``fapilog`` with a ``dropped`` field counts
+    them once writing resumes; ERROR and above wait for room instead. The
+    queue is written out at exit, when the handler is replaced, as an
+    instrumented app's lifespan ends, in a Celery pool process before it
+    ends (``fapilog.celery.instrument``), and by the returned handler's
+    ``flush()``; after ``fork()`` each process writes its own lines.
+
+    Calling it again replaces the handler it installed before, also one
+    installed by fapilog's logging config file, after writing out its queue;
+    handlers installed by others are left alone. An unknown schema or encoder
+    raises ``ValueError`` and changes nothing. Returns the handler.
     """
-    handler = FapilogHandler(sys.stderr if stream is None else stream, schema=schema, project=project, encoder=encoder)
+    handler = FapilogHandler(
+        sys.stderr if stream is None else stream,
+        schema=schema,
+        project=project,
+        encoder=encoder,
+        enqueue=enqueue,
+        queue_size=queue_size,
+    )
     root = logging.getLogger()
-    for old in [old for old in root.handlers if isinstance(old, FapilogHandler)]:
-        root.removeHandler(old)
+    replaced = [old for old in root.handlers if isinstance(old, FapilogHandler)]
+    # One assignment: a record logged meanwhile on another thread meets the old handler or the new one, never neither.
+    root.handlers = [*(other for other in root.handlers if other not in replaced), handler]
+    for old in replaced:
         old.close()
-    root.addHandler(handler)
     root.setLevel(level)
     for name in SERVER_LOGGERS:
         logger = logging.getLogger(name)

@@ -23,6 +23,7 @@ from fapilog._internal.ids import DEFAULT_HEADER_NAME, generate_trace_id, is_val
 from fapilog._internal.incoming import REPLACED_MESSAGE, TraceReader, Trust
 from fapilog._internal.otel import current_span
 from fapilog._internal.records import MAX_METHOD_LENGTH, MAX_PATH_LENGTH, MAX_USER_AGENT_LENGTH, log_safely, printable
+from fapilog._internal.writer import stop_all
 
 __all__ = ["CONTEXT_ATTRIBUTE", "AnyASGIApp", "TraceIDMiddleware", "level_by_status"]
 
@@ -41,6 +42,7 @@ _TRACERESPONSE: Final = b"traceresponse"
 _BOUND: Final = "fapilog.bound"
 """Scope key set by the outermost TraceIDMiddleware: an inner one (a mounted sub-app's) passes the request through."""
 _FLAGS_TEXT: Final = ("-00", "-01", "-02", "-03")  # by the known flags, sampled and random
+_LIFESPAN_ENDS: Final = frozenset({"lifespan.shutdown.complete", "lifespan.shutdown.failed"})
 
 access_logger: Final = logging.getLogger("fapilog.access")
 request_hooks: Final[list[Callable[[], Callable[[], object] | None]]] = []
@@ -121,7 +123,7 @@ class TraceIDMiddleware:
         """Bind the context, run the app, log the access record, clear the context."""
         scope_type = scope["type"]
         if (scope_type != "http" and scope_type != "websocket") or _BOUND in scope:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, _writing_out_logs(send) if scope_type == "lifespan" else send)
             return
         scope[_BOUND] = True
         outer = current_model()
@@ -147,6 +149,22 @@ class TraceIDMiddleware:
                 restore_model(outer)
                 if exchange is not None:
                     exchange.undo_hooks()
+
+
+def _writing_out_logs(send: Send) -> Send:
+    """Return *send*, which writes out the log queues (``enqueue=True``) as the app's lifespan ends.
+
+    The server logs its last lines after that, then may end the process by a
+    signal's default action, where no ``atexit`` runs (uvicorn re-raises
+    SIGTERM): those lines are written at once, by their caller.
+    """
+
+    async def forward(message: Message) -> None:
+        if message["type"] in _LIFESPAN_ENDS:
+            stop_all()
+        await send(message)
+
+    return forward
 
 
 def _excluded(paths: Iterable[str]) -> tuple[frozenset[str], tuple[str, ...]]:
