@@ -1,4 +1,4 @@
-"""Sessions: ``tests``, ``typecheck``, ``transparency`` and ``arq`` (CI), ``bench``, ``stress``, ``w3c`` and ``demo``.
+"""Sessions: ``tests``, ``typecheck``, ``transparency`` and ``arq`` (CI), ``bench`` (and ``bench_upstream``), ``stress``, ``w3c`` and ``demo``.
 
 Every session runs on the interpreter nox itself runs on, so CI never asks for
 a Python that the machine does not have.
@@ -78,6 +78,13 @@ def bench(session: nox.Session) -> None:
     _install(session, "bench")
     _install_arq_without_dependencies(session)
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session
+def bench_upstream(session: nox.Session) -> None:
+    """Build upstream fapilog 0.18.1's own virtualenv (it shares our import name) and measure it; ``bench`` then compares."""
+    session.install("fapilog==0.18.1")  # never in our dependency groups: it would shadow this package
+    session.run("python", "benchmarks/upstream_fapilog.py", *session.posargs)
 
 
 @nox.session
