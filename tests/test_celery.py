@@ -452,9 +452,10 @@ def test_with_enqueue_a_prefork_worker_writes_every_line_once_through_a_warm_shu
     The pool processes, forked from the main process, end with os._exit,
     where no atexit runs: each line is written once, and none is lost.
     """
+    monkeypatch.setenv(slow_stderr.ENQUEUE_ENV, "1")
     monkeypatch.setenv(slow_stderr.WRITE_TIME_ENV, "0.3")
     options = ("--pool", "prefork", *POOLS["prefork"], "--hostname", "enqueue@fapilog")
-    with _worker("tests.apps.celery_enqueue_worker", *options, broker=broker) as lines:
+    with _worker("tests.apps.celery_worker", *options, broker=broker) as lines:
         task_ids = [celery_tasks.work.delay(n).id for n in range(20)]
         assert [_outcome(task_id) for task_id in task_ids] == list(range(20))
     records, text = json_lines(lines)

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 
 import fapilog.dramatiq
 from fapilog import TraceIDMiddleware, bind_trace_headers, get_context, trace_headers
-from tests.apps import dramatiq_actors
+from tests.apps import dramatiq_actors, slow_stderr
 from tests.support.queues import (
     HOSTILE_METADATA,
     LOAD,
@@ -245,3 +245,21 @@ def test_instrumenting_twice_adds_the_middleware_once() -> None:
     empty = fapilog.dramatiq.instrument(StubBroker(middleware=[]))
     assert [type(middleware).__name__ for middleware in broker.middleware] == ["_TraceMiddleware", "Retries"]
     assert [type(middleware).__name__ for middleware in empty.middleware] == ["_TraceMiddleware"]
+
+
+def test_with_enqueue_each_worker_process_writes_its_lines_through_a_warm_shutdown(
+    url: str, broker: RedisBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """configure_logging(enqueue=True), a stderr that takes 50 ms a write: a worker process closes its stderr after its last line."""
+    monkeypatch.setenv(slow_stderr.ENQUEUE_ENV, "1")
+    broker.client.flushdb()
+    command = [sys.executable, "-m", "dramatiq", "tests.apps.dramatiq_worker", *WORKER]
+    with run_worker(command, env={dramatiq_actors.BROKER_ENV: url}) as lines:
+        for n in range(10):
+            _send(broker, dramatiq_actors.work, n)
+        _wait_for_runs(broker, 10)  # then SIGTERM: a warm shutdown
+    records, _ = json_lines(lines)
+    assert sorted(record["n"] for record in records if record["message"].startswith("work ")) == list(range(10))
+    assert len([record for record in records if record["logger"] == "fapilog.task"]) == 10
+    shutdown = [record["message"] for record in records if record["logger"] == "dramatiq.worker.Worker"]
+    assert sorted(shutdown) == ["Shutting down..."] * 2 + ["Worker has been shut down."] * 2  # each process's last lines too

@@ -18,7 +18,7 @@ from rq.job import Job
 
 import fapilog.rq
 from fapilog import TraceIDMiddleware, bind_trace_headers, get_context, trace_headers
-from tests.apps import rq_jobs
+from tests.apps import rq_jobs, slow_stderr
 from tests.support.queues import (
     HOSTILE_METADATA,
     LOAD,
@@ -270,3 +270,17 @@ def test_with_the_task_log_off_no_record_is_written_and_the_context_still_comes_
     assert queue.enqueue(rq_jobs.fail).get_status() == "failed"
     assert get_context() == caller
     assert [record for record in records if record.name == "fapilog.task"] == []
+
+
+def test_with_enqueue_each_forked_work_horse_writes_its_lines_before_it_exits(
+    url: str, connection: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """configure_logging(enqueue=True), a stderr that takes 50 ms a write: a horse ends with os._exit, where no atexit runs."""
+    monkeypatch.setenv(slow_stderr.ENQUEUE_ENV, "1")
+    connection.flushdb()
+    job_ids = [rq_jobs.queue(connection).enqueue(rq_jobs.work, n).id for n in range(5)]
+    with run_worker([sys.executable, "-m", "rq.cli", *WORKERS["worker"], "--burst", "--url", url, rq_jobs.QUEUE], exits=True) as lines:
+        pass
+    records, _ = json_lines(lines)
+    assert sorted(record["task_id"] for record in records if record["logger"] == "fapilog.task") == sorted(job_ids)
+    assert sorted(record["n"] for record in records if record["message"].startswith("work ")) == list(range(5))

@@ -320,11 +320,21 @@ def test_with_a_slow_sink_requests_finish_first_and_every_line_is_written_by_a_n
 
 
 def test_after_fork_parent_and_child_each_write_their_own_lines_once(tmp_path: Path) -> None:
-    """The parent's queue holds lines at fork(): the parent writes them, the child only its own."""
+    """The parent's queue holds lines at fork(): the parent writes them, each child only its own, all of them.
+
+    The second child is a ``multiprocessing`` one: it ends with ``os._exit``,
+    which runs no ``atexit``, while its lines are still queued.
+    """
     path = tmp_path / "log.jsonl"
-    assert _run_app("forking", path) == {"child_exit": 0}
+    assert _run_app("forking", path) == {"child_exit": 0, "multiprocessing_child_exit": 0}
     messages = [json.loads(line)["message"] for line in path.read_text().splitlines()]
-    expected = ["held", *(f"parent {n}" for n in range(5)), *(f"child {n}" for n in range(3)), "parent after"]
+    expected = [
+        "held",
+        *(f"parent {n}" for n in range(5)),
+        *(f"child {n}" for n in range(3)),
+        "parent after",
+        *(f"multiprocessing child {n}" for n in range(3)),
+    ]
     assert sorted(messages) == sorted(expected)
 
 

@@ -15,7 +15,8 @@ worker thread's context as it found it. fapilog's middleware goes first, so
 every other middleware's work on a message runs inside its trace: the
 ``Retries`` middleware's re-send is recognised as a retry (sent with the
 failing run's parent) and its lines, like the worker's error line with the
-traceback, carry the trace.
+traceback, carry the trace. As a worker shuts down, the lines
+``configure_logging(enqueue=True)`` queued are written out.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from typing import Any, Final, TypeVar
 from dramatiq.broker import Broker, MessageProxy
 from dramatiq.message import Message
 from dramatiq.middleware import Middleware
+from dramatiq.worker import Worker
 
 from fapilog._internal.tasks import FAILURE, RETRY, SUCCESS, carried, current_run, end_run, message_headers, start_run
+from fapilog._internal.writer import stop_all
 
 __all__ = ["instrument"]
 
@@ -65,6 +68,13 @@ class _TraceMiddleware(Middleware):
         if run is not None and run.task_id == message.message_id:
             run.state = SKIPPED
             end_run(run)
+
+    def after_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
+        """Write out what ``configure_logging(enqueue=True)`` queued: the worker process closes its stderr pipe next.
+
+        Its last line, and any after, are then written at once.
+        """
+        stop_all()
 
 
 def instrument(broker: _Broker) -> _Broker:

@@ -31,6 +31,7 @@ import rq.queue
 import rq.worker
 
 from fapilog._internal.tasks import RETRY, SUCCESS, TRACE_NAMES, Run, carried, current_run, end_run, message_headers, start_run
+from fapilog._internal.writer import flush_all
 
 __all__ = ["Job", "SimpleWorker", "SpawnWorker", "Worker"]
 
@@ -114,7 +115,8 @@ def _start(job: rq.job.Job) -> Run:
 
 
 def _end(run: Run) -> None:
-    """End *run*, then flush ``print()`` output: a forked work horse leaves by ``os._exit``, which drops it."""
+    """End *run*, then flush ``print()`` output and queued lines: a forked work horse leaves by ``os._exit``, which drops them."""
     end_run(run)
+    flush_all()  # configure_logging(enqueue=True): the writer thread's queue
     with contextlib.suppress(Exception):  # no stdout, or a closed one: nothing to lose, and no job to fail
         sys.stdout.flush()

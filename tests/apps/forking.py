@@ -1,16 +1,21 @@
 """The fork run of tests/test_writer.py: the parent has lines queued when it forks; each process writes its own, once.
 
-``python -m tests.apps.forking PATH`` appends the log lines of both
-processes to PATH and prints a JSON summary with the child's exit status.
+``python -m tests.apps.forking PATH`` appends the log lines of every process
+to PATH and prints a JSON summary with the children's exit statuses. The
+first child ends as a script does (``atexit`` runs), the second as a
+``multiprocessing`` child does (``os._exit``, after the threads' shutdown),
+with its lines still queued: its formatter takes its time.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 import sys
 import threading
+import time
 
 from fapilog import JsonFormatter, configure_logging
 
@@ -21,13 +26,23 @@ logger = logging.getLogger("app")
 
 
 class Held(JsonFormatter):
-    """In the parent, hold the writer thread on the line "held" until ``gate`` is set: the lines after it stay queued."""
+    """In the parent, hold the writer thread on the line "held" until ``gate`` is set: the lines after it stay queued.
+
+    A ``multiprocessing`` child's lines take 0.1 s each to format.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         if os.getpid() == PARENT and record.msg == "held":
             holding.set()
             gate.wait()
+        if str(record.msg).startswith("multiprocessing child"):
+            time.sleep(0.1)  # a slow formatter, not a synchronisation
         return super().format(record)
+
+
+def multiprocessing_child() -> None:
+    for n in range(3):
+        logger.info("multiprocessing child %d", n)
 
 
 def main() -> None:
@@ -46,7 +61,10 @@ def main() -> None:
     _, status = os.waitpid(child, 0)
     gate.set()
     logger.info("parent after")
-    print(json.dumps({"child_exit": os.waitstatus_to_exitcode(status)}))
+    process = multiprocessing.get_context("fork").Process(target=multiprocessing_child)
+    process.start()
+    process.join()
+    print(json.dumps({"child_exit": os.waitstatus_to_exitcode(status), "multiprocessing_child_exit": process.exitcode}))
 
 
 if __name__ == "__main__":

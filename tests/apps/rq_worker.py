@@ -10,8 +10,9 @@ from rq.queue import Queue
 
 import fapilog.rq
 from fapilog import configure_logging, get_context
+from tests.apps.slow_stderr import logging_options
 
-configure_logging()  # at import: rq's CLI imports this module before it sets up its logging
+configure_logging(**logging_options())  # at import: rq's CLI imports this module before it sets up its logging
 
 logger = logging.getLogger("tests.apps.rq_worker")
 

@@ -18,7 +18,8 @@ stalls (a full pipe to a log shipper, a slow disk) stalls no request.
 - **Nothing left behind.** ``close`` (``logging.shutdown`` at exit,
   ``configure_logging`` replacing the handler) writes everything queued, then
   stops the thread; what is logged later is written at once by its caller.
-  ``stop_all`` does it for every writer, where no ``atexit`` will run.
+  ``stop_all`` does it for every writer, where no ``atexit`` will run (and
+  at the threads' shutdown, which ``multiprocessing`` children run too).
   After ``fork()`` the child forgets the parent's queue (the parent writes
   it) and starts a writer of its own on its first record.
 """
@@ -42,7 +43,7 @@ from typing import Final, TextIO
 
 from fapilog._internal.records import log_safely
 
-__all__ = ["ATOMIC_WRITE", "QUEUE_SIZE", "BackgroundWriter", "settled", "stop_all"]
+__all__ = ["ATOMIC_WRITE", "QUEUE_SIZE", "BackgroundWriter", "flush_all", "settled", "stop_all"]
 
 QUEUE_SIZE: Final = 10_000
 """Records a writer queues at most by default; a tenth of it is kept for ERROR and above."""
@@ -298,10 +299,20 @@ _hooked = False
 
 
 def _register(writer: BackgroundWriter) -> None:
-    """Track *writer* for ``fork()`` and ``stop_all``; hook ``fork()`` once, with the first writer."""
+    """Track *writer* for ``fork()`` and ``stop_all``; hook ``fork()`` and the threads' shutdown once, with the first writer.
+
+    ``threading._shutdown`` runs at a normal exit (before ``atexit``) and
+    also where a ``multiprocessing`` child ends (Dramatiq's workers), whose
+    ``os._exit`` runs no ``atexit``: the queues are written out there too.
+    """
     global _hooked
-    if not _hooked and hasattr(os, "register_at_fork"):
-        os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
+    if not _hooked:
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
+        register_at_threads_end = getattr(threading, "_register_atexit", None)  # private, as concurrent.futures uses it
+        if register_at_threads_end is not None:
+            with contextlib.suppress(RuntimeError):  # the interpreter is already shutting down
+                register_at_threads_end(stop_all)
         _hooked = True
     _writers.add(writer)
 
@@ -324,6 +335,12 @@ def _after_fork_in_child() -> None:
     for writer in _held:
         writer._reset()
     _held.clear()
+
+
+def flush_all() -> None:
+    """Return once every line queued so far, by any writer, is written: where a process will end with ``os._exit``."""
+    for writer in list(_writers):
+        writer.flush()
 
 
 def stop_all() -> None:
