@@ -44,6 +44,7 @@ from tests.support.servers import json_lines
 
 DATABASE = 2  # of the session's Redis: the other queues' tests use others
 WORKER = ["--processes", "2", "--threads", "2", "--skip-logging"]
+_READY = "Worker process is ready for action."  # each worker process says it once it consumes
 RUNS = 2 * 3 + LOAD + 1 + 4 + 2  # the chains (A, B twice), the load, the failure, the hostile, the untraced retry
 POLL_INTERVAL = 0.1
 MESSAGE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -254,7 +255,7 @@ def test_with_enqueue_each_worker_process_writes_its_lines_through_a_warm_shutdo
     monkeypatch.setenv(slow_stderr.ENQUEUE_ENV, "1")
     broker.client.flushdb()
     command = [sys.executable, "-m", "dramatiq", "tests.apps.dramatiq_worker", *WORKER]
-    with run_worker(command, env={dramatiq_actors.BROKER_ENV: url}) as lines:
+    with run_worker(command, env={dramatiq_actors.BROKER_ENV: url}, ready=(_READY, 2)) as lines:
         for n in range(10):
             _send(broker, dramatiq_actors.work, n)
         _wait_for_runs(broker, 10)  # then SIGTERM: a warm shutdown

@@ -24,7 +24,7 @@ from typing import Any, Final
 from starlette.types import ASGIApp
 
 from tests.support.http import http_client
-from tests.support.servers import ROOT, json_lines, stop
+from tests.support.servers import ROOT, json_lines, stop, wait_for_output
 
 __all__ = [
     "HEX32",
@@ -152,12 +152,16 @@ def capture_access() -> Iterator[list[dict[str, Any]]]:
 
 
 @contextlib.contextmanager
-def run_worker(command: Sequence[str], *, env: dict[str, str] | None = None, exits: bool = False) -> Iterator[list[str]]:
+def run_worker(
+    command: Sequence[str], *, env: dict[str, str] | None = None, exits: bool = False, ready: tuple[str, int] | None = None
+) -> Iterator[list[str]]:
     """Run a worker *command* from the repository; yield the list its lines (stdout, stderr) go into once it stopped.
 
-    When the block ends, a worker that *exits* by itself (a burst worker) is
-    waited for, at most ``TIMEOUT``; any other gets SIGTERM, a warm shutdown
-    that finishes the jobs in progress first.
+    With *ready* (a text and a count), the block starts once the output holds
+    the text that many times: every worker process is up, so none is still
+    starting when it is told to stop. When the block ends, a worker that
+    *exits* by itself (a burst worker) is waited for, at most ``TIMEOUT``; any
+    other gets SIGTERM, a warm shutdown that finishes the jobs in progress first.
     """
     with tempfile.TemporaryFile() as out:
         process = subprocess.Popen(
@@ -170,6 +174,8 @@ def run_worker(command: Sequence[str], *, env: dict[str, str] | None = None, exi
         )
         lines: list[str] = []
         try:
+            if ready is not None:
+                wait_for_output(out, *ready)
             yield lines
             if exits:
                 process.wait(timeout=TIMEOUT)

@@ -104,14 +104,19 @@ def stop(process: subprocess.Popen[bytes], how: signal.Signals, *, group: bool) 
 
 def _wait_for_workers(err: Any, workers: int) -> None:
     """Wait until *workers* processes logged "Application startup complete" (uvicorn's words, also in gunicorn)."""
-    if workers == 1:  # listening is enough: hypercorn and granian say it otherwise
-        return
+    if workers > 1:  # listening is enough for one: hypercorn and granian say it otherwise
+        wait_for_output(err, "tartup complete", workers)
+
+
+def wait_for_output(output: Any, text: str, count: int) -> None:
+    """Wait (bounded) until the file *output* holds *text* at least *count* times."""
+    needle = text.encode()
     for _ in range(READY_ATTEMPTS):
-        err.seek(0)
-        if err.read().count(b"tartup complete") >= workers:
+        output.seek(0)
+        if output.read().count(needle) >= count:
             return
         time.sleep(READY_INTERVAL)
-    raise TimeoutError(f"{workers} workers did not start")
+    raise TimeoutError(f"{text!r} did not appear {count} times")
 
 
 def _wait_group_gone(pgid: int) -> None:
