@@ -43,8 +43,7 @@ from typing import Any, TextIO
 from loguru import logger as loguru_logger
 
 from benchmarks._timing import NullStream, Timing, Verdict, report
-from fapilog import bind_context
-from fapilog._internal.configure import FapilogHandler
+from fapilog import FapilogHandler, bind_context
 from fapilog.loguru import patcher
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -13,6 +13,7 @@ import fapilog
 
 PUBLIC = [
     "ContextFilter",
+    "FapilogHandler",
     "JsonFormatter",
     "RequestContext",
     "TraceIDMiddleware",

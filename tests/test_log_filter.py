@@ -14,8 +14,7 @@ from logging.handlers import QueueHandler, QueueListener
 
 import pytest
 
-from fapilog import ContextFilter, JsonFormatter, bind_context, bind_trace_headers, clear_context
-from fapilog._internal.configure import FapilogHandler
+from fapilog import ContextFilter, FapilogHandler, JsonFormatter, bind_context, bind_trace_headers, clear_context
 from fapilog._internal.json_formatter import Encoder
 from fapilog._internal.middleware import CONTEXT_ATTRIBUTE
 from fapilog._internal.schemas import Schema

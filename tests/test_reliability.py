@@ -29,8 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.types import Message, Receive, Scope, Send
 
-from fapilog import TraceIDMiddleware, configure_logging, get_context, instrument_app, trace_headers
-from fapilog._internal.configure import FapilogHandler
+from fapilog import FapilogHandler, TraceIDMiddleware, configure_logging, get_context, instrument_app, trace_headers
 from fapilog._internal.ids import is_header_safe, is_valid_request_id
 from fapilog._internal.incoming import Trust
 from fapilog._internal.records import MAX_LINE_LENGTH

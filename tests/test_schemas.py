@@ -780,7 +780,7 @@ def test_a_dict_config_handler_entry_takes_the_schema() -> None:
         {
             "version": 1,
             "disable_existing_loggers": False,
-            "handlers": {"fapilog": {"class": "fapilog._internal.configure.FapilogHandler", "stream": stream, "schema": "ecs"}},
+            "handlers": {"fapilog": {"class": "fapilog.FapilogHandler", "stream": stream, "schema": "ecs"}},
             "root": {"level": "INFO", "handlers": ["fapilog"]},
         }
     )

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from celery import signals
 import fapilog.celery
-from fapilog import bind_context, bind_trace_headers, configure_logging
-from fapilog._internal.configure import FapilogHandler, _QueuedHandler
+from fapilog import FapilogHandler, bind_context, bind_trace_headers, configure_logging
+from fapilog._internal.configure import _QueuedHandler
 from fapilog._internal.schemas import SCHEMAS, Schema
 from fapilog._internal.writer import ATOMIC_WRITE, QUEUE_SIZE
 from tests.apps import celery_tasks

@@ -1,6 +1,6 @@
 """A typed, leak-proof request context for Starlette and FastAPI services."""
 
-from fapilog._internal.configure import configure_logging
+from fapilog._internal.configure import FapilogHandler, configure_logging
 from fapilog._internal.context import (
     RequestContext,
     bind_context,
@@ -19,6 +19,7 @@ __version__ = "0.1.0"  # the one place the version is written (pyproject reads i
 
 __all__ = [
     "ContextFilter",
+    "FapilogHandler",
     "JsonFormatter",
     "RequestContext",
     "TraceIDMiddleware",
