@@ -1,4 +1,4 @@
-"""Sessions: ``tests``, ``typecheck``, ``transparency`` and ``arq`` (CI), ``bench`` (and ``bench_upstream``), ``stress``, ``w3c`` and ``demo``.
+"""Sessions: ``tests``, ``typecheck``, ``transparency``, ``arq`` and ``install`` (CI), ``build``, ``bench`` (and ``bench_upstream``), ``stress``, ``w3c`` and ``demo``.
 
 Every session runs on the interpreter nox itself runs on, so CI never asks for
 a Python that the machine does not have.
@@ -48,6 +48,59 @@ def _coverage(session: nox.Session, *pytest_args: str, report: str) -> None:
     session.run("coverage", "run", "-m", "pytest", *pytest_args, *session.posargs)
     session.run("coverage", "combine", "--quiet")
     session.run("coverage", "report", report)
+
+
+def _build(session: nox.Session) -> Path:
+    """Build the sdist, and the wheel from it, into a fresh ``dist/``; return the wheel."""
+    session.install("build[uv]")
+    shutil.rmtree("dist", ignore_errors=True)
+    session.run("python", "-m", "build", "--installer=uv", "--outdir", "dist")
+    [wheel] = Path("dist").glob("*.whl")
+    return wheel.resolve()
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Build the wheel and the sdist into ``dist/``: ``pip install "dist/<wheel>[httpx]"`` installs them."""
+    _build(session)
+
+
+@nox.session
+def install(session: nox.Session) -> None:
+    """Install fapilog both ways the README gives, each into a fresh virtualenv, and run the quick start there.
+
+    The wheel ``build`` makes, with every extra: they resolve together (arq's
+    ``redis<6`` pin clashes only with Celery's own Redis transport, which no
+    extra pulls in), and every public module imports. Then the sdist, unpacked
+    as a fresh clone: the README's install block runs there line by line as
+    written, its last line serving ``examples/quickstart.py``. Each server is
+    asked for one order and must write the JSON lines with its trace id.
+    """
+    wheel = _build(session)
+    work = Path(session.create_tmp()).resolve()
+    check = Path("tests/install/check.py").resolve()
+    extras = ",".join(PYPROJECT["project"]["optional-dependencies"])
+    venv = work / "wheel-venv"
+    session.run("python", "-m", "venv", "--clear", str(venv))
+    session.run(f"{venv}/bin/pip", "install", "--quiet", f"{wheel}[{extras}]", "fastapi", external=True)
+    session.run(f"{venv}/bin/python", str(check), "--all-modules", "--", f"{venv}/bin/uvicorn", "examples.quickstart:app", external=True)
+    [sdist] = Path("dist").glob("*.tar.gz")
+    clone = work / sdist.name.removesuffix(".tar.gz")
+    shutil.rmtree(clone, ignore_errors=True)
+    with tarfile.open(sdist) as archive:
+        archive.extractall(work, filter="data")
+    *install, serve = _readme_block("nox -s install")
+    with session.chdir(clone):
+        for line in install:
+            session.run("bash", "-c", line, external=True)
+        session.run(".venv/bin/python", str(check), "--", "bash", "-c", serve, external=True)
+
+
+def _readme_block(marker: str) -> list[str]:
+    """Return the lines of the README's code block under ``<!-- marker -->``."""
+    readme = Path("README.md").read_text(encoding="utf-8")
+    block = readme.split(f"<!-- {marker} -->\n```bash\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.strip()]
 
 
 @nox.session

@@ -3,8 +3,9 @@ import logging
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from fapilog import get_context, instrument_app
+from fapilog import configure_logging, get_context, instrument_app
 
+configure_logging()  # every line on stderr as JSON with the request's context: yours, uvicorn's, the access line
 app = instrument_app(FastAPI())  # fapilog outside the whole stack: 500s and preflights included
 app.add_middleware(  # added before or after instrument_app(): inside it either way
     CORSMiddleware,

@@ -39,7 +39,7 @@ def test_every_exported_name_is_importable_from_the_package() -> None:
 
 
 def test_version_comes_from_the_package_metadata() -> None:
-    assert fapilog.__version__ == version("fapilog")
+    assert fapilog.__version__ == version("fapilog-context")
 
 
 def test_the_httpx_integration_exports_instrument() -> None:
@@ -80,7 +80,7 @@ print(fapilog.__file__, fapilog.__version__)
 """
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False, env=env)
-    assert result.stdout.split() == [str(tmp_path / "fapilog" / "__init__.py"), version("fapilog")], result.stderr
+    assert result.stdout.split() == [str(tmp_path / "fapilog" / "__init__.py"), version("fapilog-context")], result.stderr
 
 
 def test_optional_integrations_and_servers_are_not_imported_with_fapilog() -> None:

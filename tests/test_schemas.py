@@ -744,7 +744,7 @@ def test_the_orjson_encoder_without_orjson_says_how_to_get_it(monkeypatch: pytes
     monkeypatch.setitem(sys.modules, "orjson", None)  # import orjson now raises ImportError
     monkeypatch.delitem(sys.modules, "fapilog._internal.orjson_values")
     monkeypatch.delattr(fapilog._internal, "orjson_values")
-    with pytest.raises(ImportError, match=r'pip install "fapilog\[orjson\]"'):
+    with pytest.raises(ImportError, match=r'pip install "fapilog-context\[orjson\]"'):
         JsonFormatter(encoder="orjson")
 
 

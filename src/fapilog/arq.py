@@ -1,6 +1,6 @@
 """arq integration: one trace from the request through every job it causes.
 
-Needs the ``arq`` extra (``pip install fapilog[arq]``)::
+Needs the ``arq`` extra (``pip install "fapilog-context[arq]"``)::
 
     redis = await create_pool(settings, job_serializer=fapilog.arq.serializer())
 

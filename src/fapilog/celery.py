@@ -1,6 +1,6 @@
 """Celery integration: one trace from the request through every task it causes.
 
-Needs the ``celery`` extra (``pip install fapilog[celery]``)::
+Needs the ``celery`` extra (``pip install "fapilog-context[celery]"``)::
 
     app = Celery("tasks", broker=...)
     configure_logging()          # in the worker too: every worker line is JSON

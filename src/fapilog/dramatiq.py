@@ -1,6 +1,6 @@
 """Dramatiq integration: one trace from the request through every message it causes.
 
-Needs the ``dramatiq`` extra (``pip install fapilog[dramatiq]``)::
+Needs the ``dramatiq`` extra (``pip install "fapilog-context[dramatiq]"``)::
 
     # myapp/broker.py; run: dramatiq myapp.broker --skip-logging
     configure_logging()          # every worker line JSON (--skip-logging: none of Dramatiq's text)

@@ -1,6 +1,6 @@
 """httpx integration: every outgoing request is a child span of the current trace.
 
-Needs the ``httpx`` extra (``pip install fapilog[httpx]``)::
+Needs the ``httpx`` extra (``pip install "fapilog-context[httpx]"``)::
 
     from fapilog.httpx import instrument
 

@@ -1,6 +1,6 @@
 """loguru integration: the seven context fields in every record's ``extra``.
 
-Needs the ``loguru`` extra (``pip install fapilog[loguru]``)::
+Needs the ``loguru`` extra (``pip install "fapilog-context[loguru]"``)::
 
     import sys
     from loguru import logger

@@ -1,6 +1,6 @@
 """RQ integration: one trace from the request through every job it causes.
 
-Needs the ``rq`` extra (``pip install fapilog[rq]``). Publish with fapilog's
+Needs the ``rq`` extra (``pip install "fapilog-context[rq]"``). Publish with fapilog's
 job class, run with a worker class of its own::
 
     queue = Queue("default", connection=redis, job_class=fapilog.rq.Job)

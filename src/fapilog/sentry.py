@@ -1,6 +1,6 @@
 """Sentry integration: Sentry's trace is the request's trace, and every event captured during a request carries it.
 
-Needs the ``sentry`` extra (``pip install fapilog[sentry]``)::
+Needs the ``sentry`` extra (``pip install "fapilog-context[sentry]"``)::
 
     import sentry_sdk
     from fapilog.sentry import FapilogIntegration

@@ -1,6 +1,6 @@
 """structlog integration: the seven context fields on every event dict.
 
-Needs the ``structlog`` extra (``pip install fapilog[structlog]``). Put
+Needs the ``structlog`` extra (``pip install "fapilog-context[structlog]"``). Put
 ``merge_context`` where ``structlog.contextvars.merge_contextvars`` would go::
 
     import structlog

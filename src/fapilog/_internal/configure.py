@@ -122,7 +122,7 @@ def configure_logging(
     replaces them) unless *server_access_log*. *schema* names the fields the
     way a log backend reads them (``"ecs"``, ``"gcp"`` with the Google Cloud
     *project*, ``"datadog"``; see ``JsonFormatter``), and *encoder*
-    ``"orjson"`` uses the ``fapilog[orjson]`` extra.
+    ``"orjson"`` uses the ``orjson`` extra.
 
     *enqueue* moves formatting and writing off the thread that logs: it only
     captures the context and queues the record, and a writer thread per

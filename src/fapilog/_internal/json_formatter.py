@@ -48,7 +48,7 @@ class JsonFormatter(logging.Formatter):
     JSON, an ``extra`` never replaces a key the schema writes, and a value
     ``json`` cannot encode is written as its text.
 
-    *encoder* ``"orjson"`` (the ``fapilog[orjson]`` extra) lets orjson write
+    *encoder* ``"orjson"`` (the ``orjson`` extra) lets orjson write
     the ``dict`` and ``list`` extras it is known to write byte for byte as
     ``json`` does; the line is the same either way.
     """
@@ -134,7 +134,7 @@ def _orjson_value() -> Callable[[object], str]:
     try:
         from fapilog._internal import orjson_values  # here, not at the top: orjson is optional
     except ImportError as error:
-        raise ImportError('encoder="orjson" needs orjson: pip install "fapilog[orjson]"') from error
+        raise ImportError('encoder="orjson" needs orjson: pip install "fapilog-context[orjson]"') from error
     return orjson_values.value
 
 

@@ -1,4 +1,4 @@
-"""orjson for the extras it writes exactly as ``json`` does, and faster (``fapilog[orjson]``).
+"""orjson for the extras it writes exactly as ``json`` does, and faster (the ``orjson`` extra).
 
 A fapilog line is written field by field (see ``jsonline``), so the only work
 left to a JSON library is an ``extra`` that is a ``dict`` or a ``list``; orjson

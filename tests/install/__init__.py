@@ -1,0 +1,1 @@
+"""``nox -s install``: fapilog installed as users install it, never collected by pytest."""
