@@ -8,6 +8,7 @@ import logging
 import logging.config
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,7 +16,8 @@ import pytest
 from fastapi import FastAPI
 
 from fapilog import bind_context, configure_logging, instrument_app
-from fapilog._internal.configure import SERVER_ACCESS_LOGGERS, SERVER_LOGGERS
+from fapilog._internal.configure import SERVER_ACCESS_LOGGERS, SERVER_LOGGERS, HandlerOptions
+from fapilog._internal.schemas import ECS_VERSION
 from fapilog.log_config import ENQUEUE_LOG_CONFIG, ENQUEUE_PATH, LOG_CONFIG, PATH
 from tests.support.http import running_server
 
@@ -163,3 +165,63 @@ def test_python_m_fapilog_log_config_enqueue_prints_the_enqueue_config_files_pat
     command = [sys.executable, "-m", "fapilog.log_config", "--enqueue"]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     assert result.stdout == f"{ENQUEUE_PATH}\n"
+
+
+def test_python_m_fapilog_log_config_schema_writes_a_config_only_its_owner_reads_and_prints_its_path() -> None:
+    command = [sys.executable, "-m", "fapilog.log_config", "--schema", "gcp", "--project", "my-project", "--enqueue"]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    path = Path(result.stdout.removesuffix("\n"))
+    try:
+        assert path.stat().st_mode & 0o777 == 0o600
+        config = json.loads(path.read_text())
+    finally:
+        path.unlink()
+    expected = json.loads(json.dumps(ENQUEUE_LOG_CONFIG))
+    expected["handlers"]["fapilog"].update(schema="gcp", project="my-project")
+    assert config == expected
+
+
+def test_python_m_fapilog_log_config_output_writes_the_config_there(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    output = tmp_path / "logging.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "fapilog.log_config", "--schema", "ecs", "--output", str(output)], capture_output=True, text=True, check=True
+    )
+    assert result.stdout == f"{output}\n"
+    logging.config.dictConfig(json.loads(output.read_text()))
+    bind_context(trace_id="ecs-file-1")
+    logging.getLogger("hypercorn.error").info("from the written config")
+    [line] = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert (line["message"], line["trace"], line["ecs.version"]) == ("from the written config", {"id": "ecs-file-1"}, ECS_VERSION)
+
+
+def test_python_m_fapilog_log_config_refuses_options_that_cannot_work_and_writes_nothing(tmp_path: Path) -> None:
+    output = tmp_path / "logging.json"
+    command = [sys.executable, "-m", "fapilog.log_config", "--schema", "ecs", "--project", "my-project", "--output", str(output)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert result.returncode == 2
+    assert result.stderr.endswith("error: project applies to the 'gcp' schema only, not to 'ecs'\n")
+    assert not output.exists()
+
+
+def test_configure_logging_keeps_the_schema_and_queue_of_the_config_it_replaces_unless_told_otherwise() -> None:
+    """A server's --log-config chose ECS and a queue; the app's own configure_logging() keeps both."""
+    config = json.loads(json.dumps(ENQUEUE_LOG_CONFIG))
+    config["handlers"]["fapilog"]["schema"] = "ecs"
+    logging.config.dictConfig(config)
+    kept = io.StringIO()
+    handler = configure_logging(stream=kept)
+    logging.getLogger("app").info("kept")
+    handler.flush()
+    assert handler.options == HandlerOptions(schema="ecs", enqueue=True)
+    assert json.loads(kept.getvalue())["log.level"] == "info"
+    told = io.StringIO()
+    handler = configure_logging(stream=told, schema="default", enqueue=False)
+    logging.getLogger("app").info("told")
+    assert json.loads(told.getvalue())["level"] == "INFO"
+
+
+def test_configure_logging_keeps_a_gcp_project_with_its_schema_and_takes_a_new_one() -> None:
+    configure_logging(stream=io.StringIO(), schema="gcp", project="first", encoder="orjson")
+    assert configure_logging(stream=io.StringIO()).options == HandlerOptions(schema="gcp", project="first", encoder="orjson")
+    assert configure_logging(stream=io.StringIO(), project="second").options.project == "second"
+    assert configure_logging(stream=io.StringIO(), schema="gcp").options.project is None

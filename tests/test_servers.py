@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 
 from fapilog._internal.configure import SERVER_ACCESS_LOGGERS
 from fapilog._internal.records import MAX_LINE_LENGTH
+from fapilog._internal.schemas import ECS_VERSION
 from fapilog.log_config import ENQUEUE_LOG_CONFIG, PATH
 from tests.support.http import preflight
 from tests.support.servers import Run, json_lines, serve
@@ -154,6 +156,38 @@ def test_with_enqueue_each_process_writes_its_lines_once_and_all_of_them_by_its_
     parsed = _assert_one_json_line_and_one_access_line_per_request(server, run)
     for start, times in ONCE_PER_PROCESS[server]:
         assert sum(line["message"].startswith(start) for line in parsed) == times, start
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "gunicorn", "hypercorn", "granian"])
+def test_a_config_from_log_config_schema_ecs_makes_every_line_ecs_with_an_app_that_configures_logging_too(
+    server: str, tmp_path: Path
+) -> None:
+    """``python3 -m fapilog.log_config --schema ecs``, and an app that calls ``configure_logging()`` at import.
+
+    Its call keeps the config's schema; under hypercorn, which applies the
+    config after the import, it names the schema itself, as the README says.
+    """
+    config = tmp_path / "ecs.json"
+    subprocess.run([sys.executable, "-m", "fapilog.log_config", "--schema", "ecs", "--output", str(config)], check=True)
+    command, workers = SERVERS[server]
+    command = [part.replace(CONFIG, str(config)).replace(APP, "tests.apps.hypercorn_app:app") for part in command]
+    run = serve(command, _exercise, workers=workers, env={"FAPILOG_TEST_SCHEMA": "ecs"} if server == "hypercorn" else None)
+    parsed, text = json_lines(run.lines)
+    assert text == []
+    assert {line["ecs.version"] for line in parsed} == {ECS_VERSION}
+    assert {"imported", "lifespan started"} <= {line["message"] for line in parsed}
+    access = [line for line in parsed if line["log"]["logger"] == "fapilog.access"]
+    sent: list[tuple[str, str, httpx.Response]] = run.result
+    assert len(access) == len(sent)
+    by_request = {line["http"]["request"]["id"]: line for line in access}
+    for label, request_id, response in sent:
+        line = by_request[response.headers["X-Request-ID"]]
+        assert line["http"]["response"]["status_code"] == response.status_code
+        if not label.startswith("hostile"):
+            assert line["trace"]["id"] == request_id
+    errors = [line for line in parsed if line["log.level"] == "error" and line["log"]["logger"] != "fapilog.access"]
+    assert errors
+    assert {line["trace"]["id"] for line in errors} == {"failing-3"}
 
 
 def _assert_the_error_line_names_the_failing_request(parsed: list[dict[str, Any]]) -> None:

@@ -52,6 +52,7 @@ def serve(
     workers: int = 1,
     reload: Path | None = None,
     stop_with: signal.Signals = signal.SIGINT,
+    env: dict[str, str] | None = None,
 ) -> Run:
     """Start *command* (``{port}`` replaced), run *exercise* on its URL, stop it by its process group (*stop_with*).
 
@@ -59,12 +60,13 @@ def serve(
     startup, so no request races a worker that is still booting. With a
     *reload* file (in the server's watched directory), the file is changed
     after the exercise, and the exercise runs again once a new worker is up.
+    *env* is added to the server's environment.
     """
     port = free_port()
     argv = [part.replace("{port}", str(port)) for part in command]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         process = subprocess.Popen(
-            argv, stdout=out, stderr=err, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True
+            argv, stdout=out, stderr=err, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}, start_new_session=True
         )
         try:
             _wait_listening(port, process)

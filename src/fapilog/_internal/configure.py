@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import dataclass
 from typing import Any, Final, TextIO
 
 from fapilog._internal.json_formatter import Encoder, JsonFormatter
@@ -11,7 +12,7 @@ from fapilog._internal.log_filter import ContextFilter, capture
 from fapilog._internal.schemas import Schema
 from fapilog._internal.writer import QUEUE_SIZE, BackgroundWriter, settled
 
-__all__ = ["SERVER_ACCESS_LOGGERS", "SERVER_LOGGERS", "FapilogHandler", "configure_logging"]
+__all__ = ["SERVER_ACCESS_LOGGERS", "SERVER_LOGGERS", "FapilogHandler", "HandlerOptions", "configure_logging"]
 
 SERVER_ACCESS_LOGGERS: Final = ("uvicorn.access", "hypercorn.access", "granian.access", "gunicorn.access")
 """The servers' own access logs: fapilog's ``fapilog.access`` replaces them."""
@@ -23,6 +24,17 @@ SERVER_LOGGERS: Final = (
     "gunicorn.error",
     *SERVER_ACCESS_LOGGERS,
 )
+
+
+@dataclass(frozen=True)
+class HandlerOptions:
+    """What a ``FapilogHandler`` writes and how: what ``configure_logging`` keeps when it replaces one."""
+
+    schema: Schema = "default"
+    project: str | None = None
+    encoder: Encoder = "json"
+    enqueue: bool = False
+    queue_size: int = QUEUE_SIZE
 
 
 class FapilogHandler(logging.StreamHandler[TextIO]):
@@ -56,13 +68,14 @@ class FapilogHandler(logging.StreamHandler[TextIO]):
         super().__init__(stream)
         self.setFormatter(formatter)
         self.addFilter(ContextFilter())
+        self.options: Final = HandlerOptions(schema, project, encoder, enqueue, queue_size)
 
 
 class _QueuedHandler(FapilogHandler):
     """``FapilogHandler(enqueue=True)``: records go to a ``BackgroundWriter``."""
 
     def __init__(self, stream: TextIO | None = None, *, queue_size: int = QUEUE_SIZE, **options: Any) -> None:
-        super().__init__(stream, **options)  # FapilogHandler's options, checked there
+        super().__init__(stream, queue_size=queue_size, **options)  # FapilogHandler's options, checked there
         self.writer: Final = BackgroundWriter(self, queue_size)
         self._context: Final = self.filters[0]
 
@@ -107,11 +120,11 @@ def configure_logging(
     *,
     stream: TextIO | None = None,
     server_access_log: bool = False,
-    schema: Schema = "default",
+    schema: Schema | None = None,
     project: str | None = None,
-    encoder: Encoder = "json",
-    enqueue: bool = False,
-    queue_size: int = QUEUE_SIZE,
+    encoder: Encoder | None = None,
+    enqueue: bool | None = None,
+    queue_size: int | None = None,
 ) -> FapilogHandler:
     """Send every record to *stream* (default: stderr) as a JSON line with the context.
 
@@ -137,19 +150,29 @@ def configure_logging(
 
     Calling it again replaces the handler it installed before, also one
     installed by fapilog's logging config file, after writing out its queue;
-    handlers installed by others are left alone. An unknown schema or encoder
-    raises ``ValueError`` and changes nothing. Returns the handler.
+    handlers installed by others are left alone. *schema*, *encoder* and
+    *enqueue* left out (``None``) are those of the handler it replaces (with
+    the schema goes its *project*, with *enqueue* its *queue_size*), so an
+    app's own call never undoes the schema or the queue a server's
+    ``--log-config`` chose; with no handler to replace, ``"default"``,
+    ``"json"`` and ``False``. An unknown schema or encoder raises
+    ``ValueError`` and changes nothing. Returns the handler.
     """
+    root = logging.getLogger()
+    replaced = [old for old in root.handlers if isinstance(old, FapilogHandler)]
+    kept = replaced[-1].options if replaced else HandlerOptions()
+    if schema is None:
+        schema, project = kept.schema, kept.project if project is None else project
+    if enqueue is None:
+        enqueue, queue_size = kept.enqueue, kept.queue_size if queue_size is None else queue_size
     handler = FapilogHandler(
         sys.stderr if stream is None else stream,
         schema=schema,
         project=project,
-        encoder=encoder,
+        encoder=kept.encoder if encoder is None else encoder,
         enqueue=enqueue,
-        queue_size=queue_size,
+        queue_size=QUEUE_SIZE if queue_size is None else queue_size,
     )
-    root = logging.getLogger()
-    replaced = [old for old in root.handlers if isinstance(old, FapilogHandler)]
     # One assignment: a record logged meanwhile on another thread meets the old handler or the new one, never neither.
     root.handlers = [*(other for other in root.handlers if other not in replaced), handler]
     for old in replaced:
