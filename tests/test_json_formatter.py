@@ -181,8 +181,12 @@ def test_the_exception_is_rendered_inside_the_line(schema: Schema) -> None:
     except ValueError:
         parsed = render_as(make_record("failed", exc_info=sys.exc_info()), schema)
     assert parsed["message"] == "failed"
-    assert parsed["exception"].startswith("Traceback (most recent call last):")
-    assert parsed["exception"].endswith('ValueError: bad "value"\nsecond line')
+    if schema == "ecs":  # as ecs-logging writes it: the frames, with the type and the message beside them
+        assert parsed["exception"].startswith('  File "')
+        assert parsed["exception"].endswith("raise ValueError('bad \"value\"\\nsecond line')\n")
+    else:
+        assert parsed["exception"].startswith("Traceback (most recent call last):")
+        assert parsed["exception"].endswith('ValueError: bad "value"\nsecond line')
 
 
 @every_schema

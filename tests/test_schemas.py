@@ -35,7 +35,7 @@ from fapilog import ContextFilter, JsonFormatter, TraceIDMiddleware, bind_contex
 from fapilog._internal import jsonline, orjson_values
 from fapilog._internal.context import SAMPLED, TraceState, bind_trace
 from fapilog._internal.records import MAX_LINE_LENGTH
-from fapilog._internal.schemas import SCHEMAS, Schema, datadog_id, gcp_duration
+from fapilog._internal.schemas import ECS_VERSION, SCHEMAS, Schema, datadog_id, gcp_duration
 from fapilog.httpx import instrument
 from tests.apps import celery_tasks
 from tests.apps.echo import recording_transport
@@ -155,13 +155,12 @@ def test_ecs_an_app_record_is_ecs_loggings_key_for_key() -> None:
             )
         )
     )
-    assert set(theirs) - set(ours) == {"log.original"}  # the message again: left out
-    assert set(ours) == set(theirs) - {"log.original"}
-    assert {key: ours[key] for key in theirs if key in ours} == {key: theirs[key] for key in theirs if key in ours}
+    assert set(ours) == set(theirs)
+    assert {**ours, "ecs.version": "theirs"} == {**theirs, "ecs.version": "theirs"}
     assert ours["@timestamp"] == TIMESTAMP
     assert ours["log.level"] == "info"
-    assert ours["message"] == "order 42 placed"
-    assert ours["ecs.version"] == "1.6.0"
+    assert ours["message"] == ours["log.original"] == "order 42 placed"
+    assert ours["ecs.version"] == ECS_VERSION == "1.9.0"  # http.request.id is ECS 1.9's; ecs-logging says 1.6.0
     assert ours["log.logger"] == "app.orders"
     assert (ours["log.origin.file.name"], ours["log.origin.file.line"], ours["log.origin.function"]) == ("orders.py", 42, "place")
     assert (ours["trace.id"], ours["span.id"], ours["user_agent.original"]) == (TRACE_ID, SPAN_ID, "curl/8.5.0")
@@ -198,20 +197,39 @@ def test_ecs_an_access_record_carries_the_request_under_ecs_names() -> None:
             )
         )
     )
-    assert set(ours) == set(theirs) - {"log.original"}
-    assert {key: ours[key] for key in ours} == {key: theirs[key] for key in ours}
+    assert {**ours, "ecs.version": "theirs"} == {**theirs, "ecs.version": "theirs"}
     assert ours["event.duration"] == 12_345_600  # nanoseconds
     assert ours["http.response.status_code"] == 200
     assert ours["url.path"] == "/orders/42"
 
 
-def test_ecs_the_exception_is_ecs_loggings_error_with_the_whole_traceback() -> None:
+def test_ecs_the_exception_is_ecs_loggings_error_type_message_and_frames() -> None:
     ours = line_of(failed_record(), "ecs")["error"]
-    theirs = ecs_logging_line(failed_record())["error"]
-    assert (ours["type"], ours["message"]) == (theirs["type"], theirs["message"]) == ("ValueError", "bad order")
-    assert theirs["stack_trace"] in ours["stack_trace"]  # ecs-logging keeps the frames only
-    assert ours["stack_trace"].startswith("Traceback (most recent call last):\n")
-    assert ours["stack_trace"].endswith("ValueError: bad order")
+    assert ours == ecs_logging_line(failed_record())["error"]
+    assert (ours["type"], ours["message"]) == ("ValueError", "bad order")
+    assert ours["stack_trace"].startswith('  File "')  # no "Traceback (most recent call last):" first
+    assert ours["stack_trace"].endswith('raise ValueError("bad order")\n')  # nor "ValueError: bad order" last
+
+
+def test_ecs_an_exception_with_its_cause_is_ecs_loggings_error_after_the_cause_in_pythons_words() -> None:
+    try:
+        try:
+            raise KeyError("order-42")
+        except KeyError as cause:
+            raise ValueError("bad order") from cause
+    except ValueError:
+        record = make_record("failed", (), levelno=logging.ERROR, exc_info=sys.exc_info())
+    ours = line_of(record, "ecs")["error"]
+    theirs = ecs_logging_line(record)["error"]  # the logged exception's frames only
+    assert {**ours, "stack_trace": "-"} == {**theirs, "stack_trace": "-"}
+    first, frames = ours["stack_trace"].split("The above exception was the direct cause of the following exception:\n\n")
+    assert first.startswith("Traceback (most recent call last):\n") and first.endswith("KeyError: 'order-42'\n\n")
+    assert frames == theirs["stack_trace"]
+
+
+def test_ecs_an_exception_never_raised_has_no_stack_trace_as_in_ecs_logging() -> None:
+    record = make_record("failed", (), levelno=logging.ERROR, exc_info=(ValueError, ValueError("bad order"), None))
+    assert line_of(record, "ecs")["error"] == ecs_logging_line(record)["error"] == {"type": "ValueError", "message": "bad order"}
 
 
 def test_ecs_a_stack_asked_for_is_the_stack_trace_as_in_ecs_logging() -> None:
@@ -220,13 +238,44 @@ def test_ecs_a_stack_asked_for_is_the_stack_trace_as_in_ecs_logging() -> None:
     assert line_of(record, "ecs")["error"] == ecs_logging_line(record)["error"] == {"stack_trace": record.stack_info}
 
 
-def test_ecs_dotted_and_nested_extras_land_where_ecs_logging_puts_them() -> None:
-    extras: dict[str, Any] = {"service.name": "orders", "labels": {"team": "checkout"}, "event.dataset": "orders.app"}
-    ours = flat(line_of(make_record(**extras), "ecs"))
-    theirs = flat(ecs_logging_line(make_record(**extras)))
-    for key in ("service.name", "labels.team", "event.dataset"):
-        assert ours[key] == theirs[key]
-    assert (ours["service.name"], ours["labels.team"], ours["event.dataset"]) == ("orders", "checkout", "orders.app")
+def test_ecs_dotted_and_nested_extras_are_nested_and_merged_as_ecs_logging_does() -> None:
+    extras: dict[str, Any] = {
+        "service.name": "orders",
+        "user.name": "ada",
+        "user.id": 7,
+        "labels": {"team": "checkout"},
+        "labels.env": "prod",
+        "event.dataset": "orders.app",
+        "log.custom": "x",
+    }
+    ours = line_of(make_record(**extras), "ecs")
+    theirs = ecs_logging_line(make_record(**extras))
+    assert {key: ours[key] for key in ("service", "user", "labels", "event", "log")} == {
+        key: theirs[key] for key in ("service", "user", "labels", "event", "log")
+    }
+    assert (ours["user"], ours["labels"]) == ({"name": "ada", "id": 7}, {"team": "checkout", "env": "prod"})
+    assert not [key for key in ours if "." in key and key not in {"log.level", "ecs.version"}]
+
+
+def test_ecs_dotted_extras_merge_into_the_objects_fapilog_writes_as_in_ecs_logging() -> None:
+    """``event.dataset`` beside an access record's ``event.duration``, ``error.code`` beside the exception."""
+    access = line_of(access_record(**{"event.dataset": "orders.access", "http.request.referrer": "https://shop.example/"}), "ecs")
+    assert access["event"] == {"duration": 12_345_600, "dataset": "orders.access"}
+    assert access["http"]["request"] == {"method": "GET", "id": "req-7", "body": {"bytes": 10}, "referrer": "https://shop.example/"}
+    failed = failed_record(**{"error.code": "E42"})
+    assert line_of(failed, "ecs")["error"] == ecs_logging_line(failed)["error"] == {
+        **ecs_logging_line(failed_record())["error"],
+        "code": "E42",
+    }
+
+
+def test_ecs_a_dotted_extra_with_a_value_in_its_way_stays_dotted_where_ecs_logging_fails() -> None:
+    record = make_record(extra={"user": "ada", "user.name": "lovelace", "order.id": 1, "order.id.check": 2})
+    ours = line_of(record, "ecs")
+    assert (ours["user"], ours["user.name"]) == ("ada", "lovelace")
+    assert (ours["order"], ours["order.id.check"]) == ({"id": 1}, 2)
+    with pytest.raises(TypeError, match="Type mismatch at key"):
+        ecs_logging.StdlibFormatter().format(record)
 
 
 def test_ecs_unknown_fields_and_none_extras_are_left_out_as_ecs_logging_does() -> None:
@@ -525,7 +574,7 @@ def test_an_extra_named_like_a_key_of_the_schema_never_replaces_it(schema: Schem
     [("ecs", "trace.id"), ("ecs", "http.response"), ("ecs", "log.origin.file.line.x"), ("datadog", "dd.trace_id"), ("datadog", "http")],
 )
 def test_a_dotted_extra_on_a_path_of_the_schema_is_renamed_too(schema: Schema, name: str) -> None:
-    parsed = line_of(access_record(**{name: "fake"}), schema)
+    parsed = flat(line_of(access_record(**{name: "fake"}), schema))  # ECS nests it, Datadog keeps it dotted
     assert parsed[f"extra_{name}"] == "fake"
     assert parsed.get(name) != "fake"
 
@@ -577,8 +626,8 @@ def test_two_extras_written_under_one_key_give_it_the_last_value_in_every_schema
     record = make_record()
     record.__dict__.update({f"extra_{name}": "first", name: "second"})
     line = format_line(record, schema)
-    assert json.loads(line)[f"extra_{name}"] == "second"
-    assert line.count(f'"extra_{name}"') == 1
+    assert flat(json.loads(line))[f"extra_{name}"] == "second"
+    assert line.count('"extra_trace":{"id"' if schema == "ecs" else f'"extra_{name}"') == 1
 
 
 @pytest.mark.parametrize("schema", SCHEMAS)
@@ -786,7 +835,7 @@ def test_a_dict_config_handler_entry_takes_the_schema() -> None:
     )
     logging.getLogger("app").info("configured")
     line = json.loads(stream.getvalue())
-    assert (line["log.level"], line["message"], line["ecs.version"]) == ("info", "configured", "1.6.0")
+    assert (line["log.level"], line["message"], line["ecs.version"]) == ("info", "configured", ECS_VERSION)
 
 
 @pytest.mark.parametrize("schema", ["ecs", "gcp", "datadog"])

@@ -131,8 +131,9 @@ class Quoted(dict[str, str]):
         return quoted
 
 
-Plan = tuple[tuple[str, str], ...]
-"""Where a record's extras go in a line: each one's attribute name and its ``,"key":``, in order."""
+Plan = tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]
+"""Where a record's extras go in a line: each one's attribute name and its ``,"key":``, in order; then, for a
+schema that nests them, each dotted one's attribute name and key."""
 
 
 class Extras:
@@ -140,7 +141,9 @@ class Extras:
 
     A clash is an extra named like a key the schema writes; for a schema whose
     backend reads dotted names as paths (Elasticsearch, Datadog) also a name
-    that is a path prefix of one of those keys, or has one as a prefix.
+    that is a path prefix of one of those keys, or has one as a prefix. With
+    *nested*, an extra whose key is dotted is handed to the caller, which
+    writes it as the path it names.
 
     Which attributes of a record are extras, and under what key each goes, is
     worked out once per record shape (its attribute names, in order) and kept:
@@ -148,9 +151,10 @@ class Extras:
     (its own lines, the access record, a server's).
     """
 
-    def __init__(self, reserved: Iterable[str], *, dotted: bool, encode: Callable[[object], str]) -> None:
+    def __init__(self, reserved: Iterable[str], *, dotted: bool, nested: bool = False, encode: Callable[[object], str]) -> None:
         self._reserved = frozenset(reserved)
         self._dotted = dotted
+        self._nested = nested
         self.encode = encode
         """Writes an extra's value: ``value``, or orjson's stand-in for it."""
         self.plans: dict[tuple[str, ...], Plan | None] = {}
@@ -163,25 +167,42 @@ class Extras:
             return False
         return any(key.startswith(f"{name}.") or name.startswith(f"{key}.") for key in self._reserved)
 
+    def _key(self, name: str) -> str:
+        return f"extra_{name}" if self._clashes(name) else name
+
     def plan(self, keys: tuple[str, ...]) -> Plan | None:
         """Return the plan for a record whose attributes are *keys*; ``None`` if two extras share a key."""
         written: set[str] = set()
         pairs = []
+        paths = []
         for name in keys:
             if name not in NOT_EXTRA:
-                key = quote(f"extra_{name}" if self._clashes(name) else name)
+                key = self._key(name)
                 if key in written:  # extra_level given, and level renamed to it
                     return None
                 written.add(key)
-                pairs.append((name, f",{key}:"))
-        plan = tuple(pairs)
+                if self._nested and "." in key:
+                    paths.append((name, key))
+                else:
+                    pairs.append((name, f",{quote(key)}:"))
+        plan = tuple(pairs), tuple(paths)
         if len(self.plans) >= CACHE_LIMIT:  # records built with ever new attributes: start over
             self.plans.clear()
         self.plans[keys] = plan
         return plan
 
-    def render(self, record: logging.LogRecord, *, skip: frozenset[str] = frozenset(), skip_none: bool = False) -> str:
-        """Return *record*'s extras, but those in *skip* (and ``None`` ones if *skip_none*), as ``,"key":value`` pairs."""
+    def render(
+        self,
+        record: logging.LogRecord,
+        *,
+        skip: frozenset[str] = frozenset(),
+        skip_none: bool = False,
+        nested: list[tuple[str, object]] | None = None,
+    ) -> str:
+        """Return *record*'s extras, but those in *skip* (and ``None`` ones if *skip_none*), as ``,"key":value`` pairs.
+
+        With *nested*, the dotted ones go there instead, as (key, value).
+        """
         attributes = record.__dict__
         keys = tuple(attributes)
         try:
@@ -189,9 +210,10 @@ class Extras:
         except KeyError:
             plan = self.plan(keys)
         if plan is None:
-            return self.write(record, skip=skip, skip_none=skip_none)
+            return self.write(record, skip=skip, skip_none=skip_none, nested=nested)
+        pairs, paths = plan
         line = ""
-        for name, key in plan:
+        for name, key in pairs:
             item = attributes[name]
             if name in skip:
                 continue
@@ -205,16 +227,33 @@ class Extras:
                     line += key + "null"
             else:
                 line += key + self.encode(item)
+        for name, dotted in paths:
+            item = attributes[name]
+            if name not in skip and (item is not None or not skip_none):
+                if nested is None:
+                    line += f",{quote(dotted)}:{self.encode(item)}"
+                else:
+                    nested.append((dotted, item))
         return line
 
-    def write(self, record: logging.LogRecord, *, skip: frozenset[str] = frozenset(), skip_none: bool = False) -> str:
-        """Return *record*'s extras as ``,"key":value`` pairs; of two under one key, the last value in the first place."""
+    def write(
+        self,
+        record: logging.LogRecord,
+        *,
+        skip: frozenset[str] = frozenset(),
+        skip_none: bool = False,
+        nested: list[tuple[str, object]] | None = None,
+    ) -> str:
+        """Return *record*'s extras as ``render`` does; of two under one key, the last value in the first place."""
         attributes = record.__dict__
-        unique: dict[str, str] = {}
+        unique: dict[str, object] = {}
         for name in attributes:
             if name not in NOT_EXTRA and name not in skip and (attributes[name] is not None or not skip_none):
-                unique[quote(f"extra_{name}" if self._clashes(name) else name)] = self.encode(attributes[name])
-        return "".join(f",{key}:{item}" for key, item in unique.items())
+                unique[self._key(name)] = attributes[name]
+        if nested is not None and self._nested:
+            nested.extend((key, item) for key, item in unique.items() if "." in key)
+            return "".join(f",{quote(key)}:{self.encode(item)}" for key, item in unique.items() if "." not in key)
+        return "".join(f",{quote(key)}:{self.encode(item)}" for key, item in unique.items())
 
 
 MILLISECONDS: Final = tuple(f".{ms:03d}Z" for ms in range(1000))

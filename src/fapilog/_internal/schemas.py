@@ -14,12 +14,14 @@ backend's index mapping, and is never lost.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
+import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
-from typing import Final, Literal
+from collections.abc import Callable, Iterable, Sequence
+from typing import Final, Literal, cast
 
 from fapilog._internal.context import current_model
 from fapilog._internal.jsonline import (
@@ -41,8 +43,10 @@ SCHEMAS: Final[tuple[Schema, ...]] = ("default", "ecs", "gcp", "datadog")
 
 ACCESS_LOGGER: Final = "fapilog.access"
 """Its records carry the request's ``method``, ``path``, ``request_id`` and ``parent_span_id`` too."""
-ECS_VERSION: Final = "1.6.0"
-"""What Elastic's ``ecs-logging`` writes as ``ecs.version``; the fields used here all exist in it or are additive."""
+ECS_VERSION: Final = "1.9.0"
+"""The first ECS version with every ECS field written here (``http.request.id``: 1.9; ``log.original``, removed in 8.0).
+
+Elastic's ``ecs-logging`` says 1.6.0; ``parent.id`` is Elastic APM's field, in no ECS version."""
 
 _W3C_TRACE_ID: Final = re.compile(r"[0-9a-f]{32}")
 _W3C_SPAN_ID: Final = re.compile(r"[0-9a-f]{16}")
@@ -223,7 +227,7 @@ class Layout(ABC):
         return built
 
     def exception(self, record: logging.LogRecord) -> tuple[str | None, str | None, str | None]:
-        """Return the exception of *record* as JSON: its type name, its message and its traceback."""
+        """Return the exception of *record*: its type name and its message as JSON, and its rendered traceback."""
         exception = exception_text(self.formatter, record)
         if exception is None:
             return None, None, None
@@ -234,7 +238,7 @@ class Layout(ABC):
                 error_type = quote(text(exc_info[0].__name__))
             if exc_info[1] is not None:
                 error_message = quote(text(exc_info[1]))
-        return error_type, error_message, quote(exception)
+        return error_type, error_message, exception
 
     def stack(self, record: logging.LogRecord) -> str | None:
         """Return the stack *record* asked for (``stack_info=True``), as JSON."""
@@ -259,6 +263,7 @@ _ECS_FIELDS: Final = (
     "log.level",
     "message",
     "ecs.version",
+    "log.original",
     "log.logger",
     "log.origin.file.line",
     "log.origin.file.name",
@@ -283,26 +288,95 @@ _ECS_FIELDS: Final = (
     "error.stack_trace",
 )
 _ECS_ACCESS_EXTRAS: Final = frozenset(_ACCESS_FIELDS)  # ECS has a field for each
+_ECS_DOTTED_KEYS: Final = frozenset({"log.level", "ecs.version"})  # dotted as ecs-logging writes them, never nested
+_TRACEBACK: Final = "Traceback (most recent call last):\n"
+
+
+def _place(tree: dict[str, object], path: Sequence[str], item: object) -> bool:
+    """Put *item* at *path* in *tree*, making the objects on the way; ``False``, and nothing put, if a value is in the way."""
+    node = tree
+    for index, part in enumerate(path[:-1]):
+        if part not in node:  # the rest of the path is new
+            branch = item
+            for key in reversed(path[index + 1 :]):
+                branch = {key: branch}
+            node[part] = branch
+            return True
+        child = node[part]
+        if not isinstance(child, dict):
+            return False
+        node = child
+    if path[-1] in node:
+        return False
+    node[path[-1]] = item
+    return True
+
+
+Nesting = tuple[tuple[str, ...], tuple[int, ...], tuple[str, ...]]
+"""How dotted extras are written as objects: the text around their values, which value goes after each piece of it,
+and the ``,"key":`` that opens each object (which the line must not have already)."""
+
+
+def _nesting(keys: Sequence[str]) -> Nesting | None:
+    """Return how to write the values of *keys* as the objects they name; ``None`` if one runs through another's value."""
+    tree: dict[str, object] = {}
+    for index, key in enumerate(keys):
+        if not _place(tree, key.split("."), index):
+            return None
+    pieces = [""]
+    order: list[int] = []
+
+    def write(node: dict[str, object], opening: str) -> None:
+        separator = opening
+        for key, child in node.items():
+            pieces[-1] += f"{separator}{quote(key)}:"
+            separator = ","
+            if isinstance(child, dict):
+                write(child, "{")
+                pieces[-1] += "}"
+            else:
+                order.append(cast(int, child))
+                pieces.append("")
+
+    write(tree, ",")
+    return tuple(pieces), tuple(order), tuple(f",{quote(key)}:" for key in tree)
+
+
+def _merged(line: str) -> str:
+    """Return *line* with its dotted keys nested into its objects, as ecs-logging merges them; one with a value in the way stays."""
+    parsed: dict[str, object] = json.loads(line)
+    tree = {key: item for key, item in parsed.items() if "." not in key or key in _ECS_DOTTED_KEYS}
+    for key, item in parsed.items():
+        if key not in tree and not _place(tree, key.split("."), item):
+            tree[key] = item
+    return value(tree)
 
 
 class EcsLayout(Layout):
     """Elastic Common Schema, as Elastic's ``ecs-logging`` ``StdlibFormatter`` writes a stdlib record.
 
     ``@timestamp``, ``log.level`` (lower case), ``message``, ``ecs.version``,
-    ``log.logger``, ``log.origin``, ``process``; the context as ``trace.id``,
-    ``span.id``, ``user_agent.original``, ``http.response.status_code``,
+    ``log.original`` (the message again), ``log.logger``, ``log.origin``,
+    ``process``; the context as ``trace.id``, ``span.id``,
+    ``user_agent.original``, ``http.response.status_code``,
     ``http.request.body.bytes``, ``http.response.body.bytes`` and
     ``event.duration`` (nanoseconds); on access records also
     ``http.request.method``, ``url.path``, ``http.request.id`` and
-    ``parent.id``; extras by their own (possibly dotted) names; the exception
-    as ``error.type``, ``error.message`` and ``error.stack_trace``. Unknown
-    (``None``) fields and extras are left out, as ``ecs-logging`` does.
+    ``parent.id`` (Elastic APM's name: ECS has no parent span); extras by
+    their own names, a dotted one nested as ecs-logging nests it
+    (``"user.name"`` -> ``{"user":{"name":…}}``, merged with the objects
+    around it; one with a value in its way stays dotted); the exception as
+    ``error.type``, ``error.message`` and ``error.stack_trace``: its frames,
+    as ecs-logging writes them, after Python's own words for the exceptions
+    chained to it. Unknown (``None``) fields and extras are left out, as
+    ``ecs-logging`` does.
     """
 
     def __init__(self, formatter: logging.Formatter, encode: Callable[[object], str]) -> None:
         super().__init__(formatter)
-        self._extras = Extras(_ECS_FIELDS, dotted=True, encode=encode)
+        self._extras = Extras(_ECS_FIELDS, dotted=True, nested=True, encode=encode)
         self._last_ids: tuple[object, object, object, str] = (None, None, None, "")
+        self._nestings: dict[tuple[str, ...], Nesting | None] = {}
 
     def build_static(self, record: logging.LogRecord) -> tuple[str, str]:
         file = _fields((("line", _optional(record.lineno)), ("name", _optional(record.filename))))
@@ -316,7 +390,7 @@ class EcsLayout(Layout):
                 ("thread", thread and f"{{{thread}}}" or None),
             )
         )
-        rest = f',"ecs.version":"{ECS_VERSION}","log":{{{log}}}' + (f',"process":{{{process}}}' if process else "")
+        rest = f"{log}}}" + (f',"process":{{{process}}}' if process else "")  # after "log":{"original":…,
         return quote(text(record.levelname).lower()), rest
 
     def render(self, record: logging.LogRecord, created: str, message: str, context: Context) -> str:
@@ -336,7 +410,10 @@ class EcsLayout(Layout):
             level, static = self.statics[key]
         except (KeyError, TypeError):
             level, static = self.static(record, key)
-        line = f'{{"@timestamp":"{created}","log.level":{level},"message":{message}{static}'
+        line = (
+            f'{{"@timestamp":"{created}","log.level":{level},"message":{message},'
+            f'"ecs.version":"{ECS_VERSION}","log":{{"original":{message},{static}'
+        )
         plain: list[tuple[str, object]] = []  # values that fit no ECS field keep fapilog's name
         last_trace, last_span, last_agent, ids = self._last_ids  # the lines of one request share them
         if trace_id is not last_trace or span_id is not last_span or user_agent is not last_agent:
@@ -357,10 +434,42 @@ class EcsLayout(Layout):
             line += self._measurements(record, access, plain, latency_ms, status_code, req_bytes, res_bytes)
         if plain:
             line += _plain(plain)
-        line += self._extras.render(record, skip=_ECS_ACCESS_EXTRAS if access else _NOTHING, skip_none=True)
-        if record.exc_info or record.exc_text or record.stack_info:
-            line += self._error(record)
-        return line + "}"
+        nested: list[tuple[str, object]] = []
+        line += self._extras.render(record, skip=_ECS_ACCESS_EXTRAS if access else _NOTHING, skip_none=True, nested=nested)
+        error = self._error(record) if record.exc_info or record.exc_text or record.stack_info else ""
+        if not nested:
+            return line + error + "}"
+        objects = self._nested(line + error, nested)
+        if objects is not None:
+            return line + objects + error + "}"
+        dotted = "".join(f",{quote(key)}:{self._extras.encode(item)}" for key, item in nested)
+        return _merged(line + dotted + error + "}")  # rare: parsed and written again
+
+    def _nested(self, written: str, given: list[tuple[str, object]]) -> str | None:
+        """Return the dotted extras *given* as the objects their keys name; ``None`` if the whole line must merge them.
+
+        It must (parsed and written again) when one goes into an object the
+        line has already (``error.code`` beside ``error.type``), or one runs
+        through another's value (``user`` and ``user.name``). How a set of
+        keys nests is worked out once and kept.
+        """
+        keys = tuple(key for key, _ in given)
+        try:
+            nesting = self._nestings[keys]
+        except KeyError:
+            if len(self._nestings) >= CACHE_LIMIT:
+                self._nestings.clear()
+            nesting = self._nestings[keys] = _nesting(keys)
+        if nesting is None:
+            return None
+        pieces, order, openings = nesting
+        if any(opening in written for opening in openings):
+            return None
+        encode = self._extras.encode
+        text = pieces[0]
+        for index, piece in zip(order, pieces[1:], strict=True):
+            text += encode(given[index][1]) + piece
+        return text
 
     def _measurements(
         self,
@@ -412,14 +521,34 @@ class EcsLayout(Layout):
         return f",{objects}" if objects else ""
 
     def _error(self, record: logging.LogRecord) -> str:
-        """Return the ``error`` object: the exception's type, message and traceback, then the stack if asked for."""
-        error_type, error_message, trace = self.exception(record)
+        """Return the ``error`` object: the exception's type, message and stack trace, then the stack if asked for."""
+        error_type, error_message, exception = self.exception(record)
+        trace = None if exception is None else _frames(record, exception)
         if record.stack_info:  # ecs-logging writes the stack here when there is no exception; with one, it follows
             stack = self.formatter.formatStack(record.stack_info)
-            exception = exception_text(self.formatter, record)
-            trace = value(f"{exception}\n{stack}" if exception else stack)
-        error = _fields((("type", error_type), ("message", error_message), ("stack_trace", trace)))
+            trace = f"{trace.rstrip(chr(10))}\n{stack}" if trace else stack
+        error = _fields((("type", error_type), ("message", error_message), ("stack_trace", quote(trace) if trace else None)))
         return f',"error":{{{error}}}' if error else ""
+
+
+def _frames(record: logging.LogRecord, exception: str) -> str:
+    """Return the rendered traceback *exception* as ecs-logging writes ``error.stack_trace``: the logged exception's frames.
+
+    Python's first line before them ("Traceback (most recent call last):")
+    and the exception's own line after (in ``error.type`` and
+    ``error.message``) go; the exceptions chained to it stay before, in
+    Python's words (ecs-logging leaves them out). A traceback rendered
+    otherwise (a formatter's own ``formatException``, an exception group,
+    another process's text) stays whole.
+    """
+    exc_info = record.exc_info
+    if not isinstance(exc_info, tuple) or exc_info[1] is None:
+        return exception
+    tb = exc_info[2]
+    frames = "" if tb is None else "".join(traceback.format_tb(tb))
+    ending = ("" if tb is None else _TRACEBACK) + frames + "".join(traceback.format_exception_only(exc_info[0], exc_info[1]))
+    rendered = exception + "\n"  # formatException drops the last line break
+    return rendered[: -len(ending)] + frames if rendered.endswith(ending) else exception
 
 
 _GCP_SEVERITIES: Final = frozenset({"DEFAULT", "DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL", "ALERT", "EMERGENCY"})
@@ -756,7 +885,8 @@ class DatadogLayout(Layout):
 
     def error(self, record: logging.LogRecord) -> str:
         """Return the exception as Datadog's ``error.kind``, ``error.message`` and ``error.stack``."""
-        error = _fields(zip(("kind", "message", "stack"), self.exception(record), strict=True))
+        kind, message, stack = self.exception(record)
+        error = _fields((("kind", kind), ("message", message), ("stack", None if stack is None else quote(stack))))
         return f',"error":{{{error}}}' if error else ""
 
 
