@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from typing import Any, cast
 
 import pytest
@@ -124,3 +126,40 @@ def test_options_that_could_never_work_are_refused_at_startup(options: dict[str,
         TraceIDMiddleware(FastAPI(), **options)
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         instrument_app(FastAPI(), **options)
+
+
+UNCONFIGURED_APP = """
+import asyncio, logging, sys
+import httpx
+from fastapi import FastAPI
+from fapilog import instrument_app
+
+if sys.argv[1:] == ["configured"]:
+    logging.basicConfig(format="%(name)s %(levelname)s %(message)s")
+app = FastAPI()
+
+@app.get("/fail")
+async def fail() -> None:
+    raise RuntimeError("failed on purpose")
+
+async def main() -> None:
+    transport = httpx.ASGITransport(instrument_app(app), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+        await client.get("/fail")
+        await client.get("/missing", headers={"X-Request-ID": "not an id"})
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("setup", ["unconfigured", "configured"])
+def test_with_no_logging_set_up_fapilog_prints_nothing_and_with_logging_its_records_go_there(setup: str) -> None:
+    """A NullHandler on ``fapilog``, as the logging HOWTO advises: no bare "GET /fail 500" from the last-resort handler."""
+    result = subprocess.run([sys.executable, "-c", UNCONFIGURED_APP, setup], capture_output=True, text=True, check=True)
+    lines = result.stderr.splitlines()
+    if setup == "unconfigured":
+        assert lines == []
+    else:
+        assert "fapilog.access ERROR GET /fail 500" in lines
+        assert "fapilog.access WARNING GET /missing 404" in lines
+        assert any(line.startswith("fapilog.middleware WARNING ") for line in lines)

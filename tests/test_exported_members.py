@@ -94,8 +94,8 @@ def test_optional_integrations_and_servers_are_not_imported_with_fapilog() -> No
     assert result.stdout.strip() == "[]"
 
 
-def test_importing_fapilog_touches_no_global_logging_state() -> None:
-    """A fresh interpreter's logging setup is identical before and after the import."""
+def test_importing_fapilog_touches_no_global_logging_state_but_its_own_null_handler() -> None:
+    """A fresh interpreter's logging setup is identical before and after the import, but for the HOWTO's NullHandler."""
     probe = """
 import logging
 def configuration():
@@ -113,7 +113,10 @@ def configured_loggers():
 before = configuration(), configured_loggers()
 import fapilog
 after = configuration(), configured_loggers()
-assert after == before, (before, after)
+assert after == (before[0], sorted([*before[1], "fapilog"])), (before, after)
+fapilog_logger = logging.getLogger("fapilog")
+assert [type(handler) for handler in fapilog_logger.handlers] == [logging.NullHandler], fapilog_logger.handlers
+assert (fapilog_logger.level, fapilog_logger.propagate, fapilog_logger.filters) == (logging.NOTSET, True, [])
 print("unchanged")
 """
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)

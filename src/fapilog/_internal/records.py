@@ -10,6 +10,10 @@ from typing import Any, Final
 
 __all__ = ["MAX_LINE_LENGTH", "MAX_METHOD_LENGTH", "MAX_PATH_LENGTH", "MAX_USER_AGENT_LENGTH", "log_safely", "printable"]
 
+# What the logging HOWTO asks of a library: with no logging set up at all, fapilog's records (a 5xx
+# access record, a warning) are dropped, not printed as bare text by Python's last-resort handler.
+logging.getLogger("fapilog").addHandler(logging.NullHandler())
+
 MAX_METHOD_LENGTH: Final = 32
 """Longest HTTP method in a record; servers pass on any token, however long."""
 MAX_USER_AGENT_LENGTH: Final = 512
