@@ -9,7 +9,8 @@ Needs the ``httpx`` extra (``pip install "fapilog-context[httpx]"``)::
 Each request gets a new span id, sent as the ``traceparent``'s parent-id with
 the trace's flags, ``tracestate`` and ``baggage``, and logged once on
 ``fapilog.client`` — a failed call too — so a trace tree can be rebuilt from
-the logs. Headers the caller set, on the request or the client, are never
+the logs (a trace id that is no W3C one, a client's request id, goes out
+alone: no ``traceparent`` carries the span). Headers the caller set, on the request or the client, are never
 overwritten: a ``traceparent`` set by someone else (OpenTelemetry's own
 instrumentation, say) is kept, and the record names its span — also when
 that instrumentation sits inside fapilog's and replaces fapilog's header.
