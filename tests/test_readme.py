@@ -1,4 +1,12 @@
-"""The README's code: its snippets are the tested files under examples/, and they work."""
+"""The code blocks of the README (and of any page under docs/): each runs, is a tested file, or says it is a fragment.
+
+A block is marked by an HTML comment on the line before it:
+``<!-- examples/quickstart.py -->`` (the block is that file, verbatim, tested
+here), ``<!-- fragment -->`` (an excerpt on purpose: it must parse and name
+real fapilog APIs) or ``<!-- nox -s install -->`` (the commands that session
+runs as written). Every other Python block runs, each in a fresh interpreter;
+every JSON block holds JSON objects, one a line.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +16,8 @@ import io
 import json
 import logging
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,27 +29,69 @@ from fapilog import FapilogHandler, bind_context
 from tests.support.http import http_client, preflight
 
 ROOT = Path(__file__).resolve().parent.parent
-SNIPPET = re.compile(r"<!-- (examples/\w+\.py) -->\n```python\n(.*?)```", re.DOTALL)
-PYTHON_BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("**/*.md"))]
+BLOCK = re.compile(r"(?:<!-- (?P<mark>[^\n]*?) -->\n)?```(?P<language>\w*)\n(?P<code>.*?)```", re.DOTALL)
+EXAMPLE = re.compile(r"examples/\w+\.py")
 
 
-def test_every_marked_readme_snippet_is_its_example_file_verbatim() -> None:
-    snippets = SNIPPET.findall((ROOT / "README.md").read_text())
-    assert {path for path, _ in snippets} == {"examples/quickstart.py", "examples/background.py"}
-    for path, code in snippets:
-        assert code == (ROOT / path).read_text(), path
+@dataclass(frozen=True)
+class Block:
+    place: str  # page:line
+    mark: str | None
+    language: str
+    code: str
 
 
-def test_every_readme_snippet_compiles_and_imports_only_what_fapilog_has() -> None:
-    """The short snippets are fragments (a producer, a consumer): they must still parse and name real APIs."""
-    blocks = PYTHON_BLOCK.findall((ROOT / "README.md").read_text())
-    assert len(blocks) >= 9
-    for code in blocks:
-        tree = ast.parse(code)  # top-level await parses; it only fails to compile
+def _blocks(language: str) -> list[Block]:
+    found = []
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        for match in BLOCK.finditer(text):
+            if match["language"] == language:
+                place = f"{page.relative_to(ROOT)}:{text.count(chr(10), 0, match.start('code'))}"
+                found.append(Block(place, match["mark"], language, match["code"]))
+    return found
+
+
+PYTHON = _blocks("python")
+RUNNABLE = [block for block in PYTHON if block.mark is None]
+
+
+def test_every_python_block_is_marked_for_what_it_is_or_runs() -> None:
+    assert {block.mark for block in PYTHON} <= {None, "fragment", "examples/quickstart.py", "examples/background.py"}
+    assert len(RUNNABLE) >= 10
+
+
+def test_every_example_block_is_its_example_file_verbatim() -> None:
+    examples = [block for block in PYTHON if block.mark is not None and EXAMPLE.fullmatch(block.mark)]
+    assert {block.mark for block in examples} == {"examples/quickstart.py", "examples/background.py"}
+    for block in examples:
+        assert block.code == (ROOT / str(block.mark)).read_text(), block.place
+
+
+def test_every_fragment_parses_and_imports_only_what_fapilog_has() -> None:
+    """A fragment is an excerpt (a producer and a consumer, a job queued from an app): it still names real APIs."""
+    fragments = [block for block in PYTHON if block.mark == "fragment"]
+    assert fragments
+    for block in fragments:
+        tree = ast.parse(block.code)  # top-level await parses; it only fails to compile
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("fapilog"):
                 module = importlib.import_module(node.module)
-                assert all(hasattr(module, alias.name) for alias in node.names), ast.unparse(node)
+                assert all(hasattr(module, alias.name) for alias in node.names), f"{block.place}: {ast.unparse(node)}"
+
+
+@pytest.mark.parametrize("block", RUNNABLE, ids=[block.place for block in RUNNABLE])
+def test_every_python_block_that_is_no_fragment_runs_as_shown(block: Block, tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-c", block.code], cwd=tmp_path, capture_output=True, text=True, check=False, timeout=120)
+    assert result.returncode == 0, f"{block.place}:\n{result.stderr}"
+
+
+def test_every_json_block_holds_json_objects_one_a_line() -> None:
+    blocks = _blocks("json")
+    assert blocks
+    for block in blocks:
+        assert all(isinstance(json.loads(line), dict) for line in block.code.splitlines()), block.place
 
 
 @dataclass(frozen=True)
