@@ -227,6 +227,13 @@ def test_ecs_an_exception_with_its_cause_is_ecs_loggings_error_after_the_cause_i
     assert frames == theirs["stack_trace"]
 
 
+def test_ecs_a_stack_asked_for_with_an_exception_follows_its_frames_where_ecs_logging_drops_it() -> None:
+    record = failed_record()
+    record.stack_info = "Stack (most recent call last):\n  frame"
+    frames = ecs_logging_line(failed_record())["error"]["stack_trace"]
+    assert line_of(record, "ecs")["error"]["stack_trace"] == frames + record.stack_info
+
+
 def test_ecs_an_exception_never_raised_has_no_stack_trace_as_in_ecs_logging() -> None:
     record = make_record("failed", (), levelno=logging.ERROR, exc_info=(ValueError, ValueError("bad order"), None))
     assert line_of(record, "ecs")["error"] == ecs_logging_line(record)["error"] == {"type": "ValueError", "message": "bad order"}

@@ -526,7 +526,7 @@ class EcsLayout(Layout):
         trace = None if exception is None else _frames(record, exception)
         if record.stack_info:  # ecs-logging writes the stack here when there is no exception; with one, it follows
             stack = self.formatter.formatStack(record.stack_info)
-            trace = f"{trace.rstrip(chr(10))}\n{stack}" if trace else stack
+            trace = trace.rstrip("\n") + "\n" + stack if trace else stack
         error = _fields((("type", error_type), ("message", error_message), ("stack_trace", quote(trace) if trace else None)))
         return f',"error":{{{error}}}' if error else ""
 
