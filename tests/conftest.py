@@ -7,9 +7,10 @@
   ``logging.disable`` and ``logging.captureWarnings``; a handler the test
   left installed is closed (an ``enqueue=True`` one stops its writer thread);
 - fapilog's process-wide state: the once-per-process warnings, the request
-  hooks an integration adds, and Sentry's record that fapilog's integration
-  is set up (with its event processor), so the next ``sentry_sdk.init`` sets
-  it up afresh.
+  hooks an integration adds, the app fields declared (a ``ContextFields``
+  class the test declared is forgotten: only ``examples.fields.Shop``'s stay),
+  and Sentry's record that fapilog's integration is set up (with its event
+  processor), so the next ``sentry_sdk.init`` sets it up afresh.
 
 ``records`` captures what reaches the root logger; ``redis_url`` is a real
 ``redis-server`` for the session; ``eager_celery`` runs the Celery tasks of
@@ -32,6 +33,7 @@ import pytest
 
 from examples.broker import redis_server
 from fapilog import ContextFilter, clear_context
+from fapilog._internal.context import declared
 from fapilog._internal.middleware import request_hooks
 from fapilog._internal.warn_once import warned
 from tests.support.records import ListHandler
@@ -71,6 +73,7 @@ def _clean_state() -> Iterator[None]:
     known = {id(state[0]) for state in saved}
     disabled = logging.root.manager.disable
     hooks = request_hooks[:]
+    fields = declared.now
     showwarning = warnings.showwarning
     yield
     installed = {id(handler) for state in saved for handler in state[2]}
@@ -78,6 +81,7 @@ def _clean_state() -> Iterator[None]:
     clear_context()
     warned.clear()
     request_hooks[:] = hooks
+    declared.now = fields
     _forget_fapilog_in_sentry()
     logging.disable(disabled)
     if warnings.showwarning is not showwarning:  # logging.captureWarnings(True) was left on

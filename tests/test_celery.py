@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 from celery import Celery, signals
 from celery.result import AsyncResult
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 import fapilog.celery
-from fapilog import TraceIDMiddleware, bind_context, bind_trace_headers, get_context, trace_headers
+from examples.fields import Shop, current_tenant, current_user
+from fapilog import TraceIDMiddleware, bind_context, bind_fields, bind_trace_headers, get_context, trace_headers
 from fapilog._internal import tasks as tasks_module
 from tests.apps import celery_tasks, slow_stderr
 from tests.support.http import http_client
@@ -52,6 +53,7 @@ class WorkerRun:
     load: dict[str, str]  # task id -> the trace id its request answered with
     failed: str
     hostile: list[str]
+    fields: tuple[str, dict[str, Any]]  # the id of a task a request with app fields sent, and what it found
 
     def task_records(self, task_id: str) -> list[dict[str, Any]]:
         return [record for record in self.records if record["logger"] == "fapilog.task" and record["task_id"] == task_id]
@@ -95,6 +97,10 @@ def _api() -> FastAPI:
     def fail() -> dict[str, str]:
         return {"task_id": celery_tasks.fail.delay().id}
 
+    @api.post("/fields", dependencies=[Depends(current_user), Depends(current_tenant)])
+    def fields() -> dict[str, str]:
+        return {"task_id": celery_tasks.fields.delay().id}
+
     api.add_middleware(TraceIDMiddleware)
     return api
 
@@ -111,6 +117,7 @@ async def _exercise() -> dict[str, Any]:
         w3c = await client.post("/chain/1", headers={"traceparent": traceparent, "tracestate": "vendor=v1"})
         plain = await client.post("/chain/2", headers={"X-Request-ID": "order-42"})
         failed = await client.post("/fail")
+        fields = await client.post("/fields", headers={"Authorization": "Bearer u-1", "X-Tenant-ID": "acme"})
         gate = asyncio.Semaphore(LOAD_CONCURRENCY)
 
         async def one(n: int) -> tuple[str, str]:
@@ -136,7 +143,9 @@ async def _exercise() -> dict[str, Any]:
         _outcome(task_id)
     failed_id = failed.json()["task_id"]
     _outcome(failed_id)
+    fields_id = fields.json()["task_id"]
     return {
+        "fields": (fields_id, _outcome(fields_id)),
         "chain_w3c": chain_ids(w3c.json()["task_id"]),
         "chain_plain": chain_ids(plain.json()["task_id"]),
         "load": load,
@@ -279,11 +288,23 @@ def test_a_task_never_finds_the_previous_tasks_context(worker_run: WorkerRun) ->
     """Before fapilog binds a run, the process, thread or greenlet holds no trace; nor does the consumer's line."""
     probes = [record for record in worker_run.records if record.get("probe")]
     runs = [record for record in worker_run.records if record["logger"] == "fapilog.task"]
-    assert len(probes) == len(runs) == 2 * 3 + LOAD + 1 + 4
+    assert len(probes) == len(runs) == 2 * 3 + LOAD + 1 + 4 + 1
     assert {record["trace_id"] for record in probes} == {None}
     received = [record for record in worker_run.records if record["logger"] == "celery.worker.strategy"]
     assert len(received) == len(runs)
     assert {record["trace_id"] for record in received} == {None}
+
+
+def test_a_propagated_field_reaches_the_task_and_every_line_of_its_run_and_no_other(worker_run: WorkerRun) -> None:
+    """The request binds user_id and tenant_id; only tenant_id is declared for propagation."""
+    task_id, found = worker_run.fields
+    assert found == {"user_id": None, "tenant_id": "acme"}
+    run = [record for record in worker_run.records if record.get("fields_probe") or _about(record) == task_id]
+    executing = [record for record in run if record["logger"] != "celery.worker.strategy"]
+    assert len(executing) == 3  # the task's own line, Celery's "succeeded" line, the fapilog.task record
+    assert {(record["user_id"], record["tenant_id"]) for record in executing} == {(None, "acme")}
+    others = [record for record in worker_run.records if record not in executing]
+    assert {record["tenant_id"] for record in others} == {None}
 
 
 def test_a_failing_task_is_logged_once_and_celerys_traceback_line_carries_its_trace(worker_run: WorkerRun) -> None:
@@ -330,6 +351,13 @@ def test_apply_runs_as_a_child_of_the_callers_trace_and_gives_the_context_back(
         caller["span_id"],
         "SUCCESS",
     )
+
+
+def test_apply_runs_with_the_callers_propagated_fields_and_gives_the_callers_fields_back() -> None:
+    bind_trace_headers({"traceparent": f"00-{W3C_TRACE}-{W3C_PARENT}-01"})
+    bind_fields(Shop(user_id="u-1", tenant_id="acme"))
+    assert celery_tasks.fields.apply().get() == {"user_id": None, "tenant_id": "acme"}
+    assert Shop.current() == Shop(user_id="u-1", tenant_id="acme")
 
 
 @pytest.mark.usefixtures("eager_celery")

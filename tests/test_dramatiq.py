@@ -19,7 +19,8 @@ from dramatiq.middleware import AgeLimit, AsyncIO, Retries
 from fastapi import FastAPI
 
 import fapilog.dramatiq
-from fapilog import TraceIDMiddleware, bind_trace_headers, get_context, trace_headers
+from examples.fields import Shop
+from fapilog import TraceIDMiddleware, bind_fields, bind_trace_headers, get_context, trace_headers
 from tests.apps import dramatiq_actors, slow_stderr
 from tests.support.queues import (
     HOSTILE_METADATA,
@@ -238,6 +239,21 @@ def test_an_async_actor_runs_inside_its_messages_trace_on_the_event_loop_thread(
     _run_all(stub)
     assert [trace for trace, _ in seen] == [W3C_TRACE]
     assert seen[0][1] != threading.current_thread().name
+
+
+def test_a_propagated_app_field_travels_in_the_messages_baggage_to_its_run(stub: StubBroker) -> None:
+    """The shared task seam carries the fields for every queue: here through a real dramatiq worker thread."""
+    seen: list[Shop] = []
+
+    @dramatiq.actor(broker=stub)
+    def with_fields() -> None:
+        seen.append(Shop.current())
+
+    bind_trace_headers({"traceparent": TRACEPARENT})
+    bind_fields(Shop(user_id="u-1", tenant_id="acme"))
+    with_fields.send()
+    _run_all(stub)
+    assert seen == [Shop(tenant_id="acme")]  # user_id is not declared for propagation
 
 
 def test_instrumenting_twice_adds_the_middleware_once() -> None:

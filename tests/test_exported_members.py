@@ -12,12 +12,14 @@ from pathlib import Path
 import fapilog
 
 PUBLIC = [
+    "ContextFields",
     "ContextFilter",
     "FapilogHandler",
     "JsonFormatter",
     "RequestContext",
     "TraceIDMiddleware",
     "bind_context",
+    "bind_fields",
     "bind_trace_headers",
     "clear_context",
     "configure_logging",

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
 
 import fapilog.httpx
+from examples.fields import Shop, current_tenant, current_user
 from fapilog import JsonFormatter, TraceIDMiddleware, bind_context, bind_trace_headers, get_context, instrument_app
 from fapilog._internal.records import MAX_LINE_LENGTH
 from fapilog.httpx import instrument
@@ -293,6 +295,52 @@ async def test_service_b_joins_service_as_trace_with_a_new_span(path: str, recor
     assert b_access["trace_id"] == a["trace_id"]
     assert b_access["span_id"] == b["span_id"]
     assert b_access["parent_span_id"] == call["span_id"]
+
+
+def _tenant_service_a(b_url: str, elsewhere: list[httpx.Request]) -> FastAPI:
+    """Service A: its dependencies bind the user and the tenant; ``/call`` calls B, and a host outside ``propagate_to``."""
+    app = FastAPI(dependencies=[Depends(current_user), Depends(current_tenant)])
+
+    @app.get("/call")
+    async def call() -> Any:
+        async with instrument(httpx.AsyncClient(base_url=b_url), propagate_to=["127.0.0.1"]) as client:
+            b = (await client.get("/whoami")).json()
+        outside = instrument(httpx.AsyncClient(transport=recording_transport(elsewhere)), propagate_to=["127.0.0.1"])
+        async with outside:
+            await outside.get("http://api.payments.example/charge")
+        return b
+
+    return instrument_app(app)
+
+
+def _tenant_service_b() -> FastAPI:
+    """Service B: answers the fields it bound and the baggage it received."""
+    app = FastAPI()
+
+    @app.get("/whoami")
+    async def whoami(request: Request) -> dict[str, Any]:
+        return {"fields": Shop.current().model_dump(), "baggage": request.headers.get("baggage")}
+
+    return instrument_app(app)
+
+
+async def test_a_propagated_field_reaches_a_second_real_service_in_the_baggage_of_the_allowed_hosts_only(
+    records: list[logging.LogRecord],
+) -> None:
+    elsewhere: list[httpx.Request] = []
+    async with running_server(_tenant_service_b()) as b_url, running_server(_tenant_service_a(b_url, elsewhere)) as a_url:
+        async with httpx.AsyncClient(base_url=a_url) as client:
+            headers = {"Authorization": "Bearer u-1", "X-Tenant-ID": "acme", "traceparent": f"00-{TRACE_ID}-{SPAN_ID}-01"}
+            response = await client.get("/call", headers={**headers, "baggage": "locale=fr"})
+    assert response.json() == {
+        "fields": {"user_id": None, "tenant_id": "acme"},  # user_id is not declared for propagation
+        "baggage": "tenant_id=acme,locale=fr",  # merged with the trace's baggage
+    }
+    [outside] = elsewhere
+    assert "baggage" not in outside.headers  # not a propagate_to host
+    [b_access] = [record for record in records if record.name == "fapilog.access" and record.__dict__["path"] == "/whoami"]
+    line = json.loads(JsonFormatter().format(b_access))
+    assert (line["trace_id"], line["user_id"], line["tenant_id"]) == (TRACE_ID, None, "acme")
 
 
 async def test_50_concurrent_calls_each_keep_their_own_trace_across_the_hop(records: list[logging.LogRecord]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
@@ -13,10 +14,12 @@ from fastapi import FastAPI, Request
 from hypothesis import event, given
 from hypothesis import strategies as st
 
+from examples.fields import Shop
 from fapilog import (
     JsonFormatter,
     TraceIDMiddleware,
     bind_context,
+    bind_fields,
     bind_trace_headers,
     get_context,
     instrument_app,
@@ -358,6 +361,7 @@ def _context_app(**options: Any) -> FastAPI:
     async def home(request: Request) -> dict[str, Any]:
         return {
             "context": dict(get_context()),
+            "fields": Shop.current().model_dump(),
             "forwarded": trace_headers(),
             "request_id_seen": request.headers.getlist("X-Request-ID"),
         }
@@ -537,6 +541,57 @@ def test_bind_trace_headers_takes_the_trust_options_of_the_middleware() -> None:
     assert get_context()["trace_id"] not in (TRACE_ID, CLIENT_HEX_ID)
     assert trace_headers()["baggage"] == "tenant=admin"
     assert "tracestate" not in trace_headers()
+
+
+# App fields declared for propagation travel in the trace's baggage
+
+
+@pytest.mark.parametrize(
+    ("options", "bound"),
+    [
+        ({}, "acme"),
+        ({"trust_incoming": "request-id"}, None),
+        ({"trust_incoming": "none"}, None),
+        ({"trust_incoming": "none", "baggage_keys": ["tenant_id"]}, "acme"),
+        ({"baggage_keys": ["locale"]}, None),
+    ],
+)
+async def test_a_propagated_field_is_bound_from_the_incoming_baggage_only_when_the_service_trusts_that_key(
+    options: dict[str, Any], bound: str | None, records: list[logging.LogRecord]
+) -> None:
+    async with http_client(_context_app(**options)) as client:
+        body = (await client.get("/", headers={"traceparent": TRACEPARENT, "baggage": "tenant_id=acme,locale=fr"})).json()
+    assert body["fields"] == {"user_id": None, "tenant_id": bound}
+    assert (body["forwarded"].get("baggage") or "").startswith("tenant_id=acme") is (bound is not None)
+    [access] = access_records(records)
+    assert json.loads(JsonFormatter().format(logging.makeLogRecord(access)))["tenant_id"] == bound
+
+
+async def test_an_invalid_value_of_a_propagated_field_is_dropped_never_bound_sent_on_or_logged(
+    records: list[logging.LogRecord],
+) -> None:
+    async with http_client(_context_app()) as client:
+        invalid = await client.get("/", headers={"traceparent": TRACEPARENT, "baggage": "tenant_id=zq%FF%FE,locale=fr"})
+        encoded = await client.get("/", headers={"traceparent": TRACEPARENT, "baggage": "tenant_id = Acme%2C%20Inc. ;p=1"})
+    assert (invalid.json()["fields"], invalid.json()["forwarded"]["baggage"]) == ({"user_id": None, "tenant_id": None}, "locale=fr")
+    assert encoded.json()["fields"] == {"user_id": None, "tenant_id": "Acme, Inc."}
+    assert not [record for record in records if "zq" in rendered(record)]
+
+
+async def test_a_field_not_declared_for_propagation_is_never_taken_from_baggage() -> None:
+    """user_id is declared, not propagated: the caller's member is any other baggage member, never the field."""
+    async with http_client(_context_app()) as client:
+        body = (await client.get("/", headers={"traceparent": TRACEPARENT, "baggage": "user_id=u-forged"})).json()
+    assert body["fields"] == {"user_id": None, "tenant_id": None}
+    assert body["forwarded"]["baggage"] == "user_id=u-forged"
+
+
+def test_bind_trace_headers_binds_the_propagated_fields_in_a_fresh_context() -> None:
+    bind_fields(Shop(user_id="u-before", tenant_id="before"))
+    bind_trace_headers({"traceparent": TRACEPARENT, "baggage": "tenant_id=acme"})
+    assert Shop.current() == Shop(tenant_id="acme")
+    bind_trace_headers({"traceparent": TRACEPARENT})
+    assert Shop.current() == Shop()
 
 
 @pytest.mark.parametrize(

@@ -14,10 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fapilog import JsonFormatter, bind_context
-from fapilog._internal.middleware import CONTEXT_ATTRIBUTE
 from fapilog._internal.schemas import Schema
 from tests.support.lines import RENAMED, SCHEMAS, fapilog_view, format_line
-from tests.support.records import ALL_NONE, make_record
+from tests.support.records import escaped_error, make_record
 
 HOSTILE_TEXT = [
     'say "hi"',
@@ -65,7 +64,7 @@ def render_as(record: logging.LogRecord, schema: Schema) -> dict[str, Any]:
 every_schema = pytest.mark.parametrize("schema", SCHEMAS)
 
 
-def test_a_record_has_timestamp_level_logger_message_and_the_seven_fields() -> None:
+def test_a_record_has_timestamp_level_logger_message_the_seven_fields_and_the_app_fields() -> None:
     record = make_record("hello %s", ("world",))
     record.created = 1_795_000_000.25
     assert render(record) == {
@@ -80,6 +79,8 @@ def test_a_record_has_timestamp_level_logger_message_and_the_seven_fields() -> N
         "req_bytes": None,
         "res_bytes": None,
         "user_agent": None,
+        "user_id": None,
+        "tenant_id": None,
     }
 
 
@@ -272,6 +273,5 @@ def test_a_level_name_that_is_not_a_string_is_still_written(schema: Schema, key:
 
 
 def test_used_alone_the_formatter_writes_the_context_an_escaping_exception_carried() -> None:
-    error = RuntimeError("escaped")
-    setattr(error, CONTEXT_ATTRIBUTE, {**ALL_NONE, "trace_id": "escaped-1"})
+    error = escaped_error(trace_id="escaped-1")
     assert render(make_record(exc_info=(RuntimeError, error, None)))["trace_id"] == "escaped-1"

@@ -14,12 +14,12 @@ from logging.handlers import QueueHandler, QueueListener
 
 import pytest
 
-from fapilog import ContextFilter, FapilogHandler, JsonFormatter, bind_context, bind_trace_headers, clear_context
+from examples.fields import Shop
+from fapilog import ContextFilter, FapilogHandler, JsonFormatter, bind_context, bind_fields, bind_trace_headers, clear_context
 from fapilog._internal.json_formatter import Encoder
-from fapilog._internal.middleware import CONTEXT_ATTRIBUTE
 from fapilog._internal.schemas import Schema
 from tests.support.lines import ENCODERS, SCHEMAS
-from tests.support.records import ALL_NONE, make_record
+from tests.support.records import ALL_NONE, escaped_error, make_record
 
 FIELDS = tuple(ALL_NONE)
 
@@ -74,15 +74,13 @@ def test_a_record_through_a_logger_and_handler_is_enriched() -> None:
 
 
 def test_an_exception_record_logged_after_teardown_gets_the_failed_requests_context() -> None:
-    error = RuntimeError("escaped")
-    setattr(error, CONTEXT_ATTRIBUTE, {**ALL_NONE, "trace_id": "failed-request", "span_id": "s"})
+    error = escaped_error(trace_id="failed-request", span_id="s")
     record = make_record(exc_info=(RuntimeError, error, None))
     assert filtered(record)["trace_id"] == "failed-request"
 
 
 def test_a_live_context_wins_over_one_attached_to_the_exception() -> None:
-    error = RuntimeError("escaped")
-    setattr(error, CONTEXT_ATTRIBUTE, {**ALL_NONE, "trace_id": "old"})
+    error = escaped_error(trace_id="old")
     bind_context(trace_id="current")
     try:
         raise error
@@ -98,8 +96,7 @@ def test_an_exception_without_a_context_leaves_the_fields_none() -> None:
 
 def test_a_record_logged_while_an_escaped_request_exception_is_handled_gets_its_context() -> None:
     """As granian logs it: the traceback is in the message, the exception only in sys.exc_info()."""
-    error = RuntimeError("escaped")
-    setattr(error, CONTEXT_ATTRIBUTE, {**ALL_NONE, "trace_id": "handled-1"})
+    error = escaped_error(trace_id="handled-1")
     try:
         raise error
     except RuntimeError:
@@ -122,26 +119,21 @@ def _formatted_elsewhere(formatter: logging.Formatter, record: logging.LogRecord
     return lines[0]
 
 
-def _escaped_error() -> RuntimeError:
-    """Return an exception that escaped a request: the middleware attached the request's context to it."""
-    error = RuntimeError("escaped")
-    setattr(error, CONTEXT_ATTRIBUTE, {**ALL_NONE, "trace_id": "failed-request", "span_id": "00f067aa0ba902b7"})
-    return error
-
-
 def _cases() -> Iterator[tuple[str, Callable[[], logging.LogRecord]]]:
     """Yield what a service logs, each as a label and a record factory called where the record is logged."""
     at = functools.partial(make_record, created=1_795_000_000.25)  # two records of one call: the same time
     yield "no context", functools.partial(at, order_id=1)
     bind_trace_headers(SAMPLED_OFF)
+    bind_fields(Shop(user_id="u-7", tenant_id="acme"))
     yield "an app line of an unsampled trace", functools.partial(at, "order %s", (42,), order_id=42, tags=("a", "b"))
     yield "another trace given with extra=", functools.partial(at, trace_id="4bf92f3577b34da6a3ce929d0e0e4737")
+    yield "an app field given with extra=", functools.partial(at, tenant_id="globex")
     bind_context(latency_ms=12.5, status_code=200, req_bytes=10, res_bytes=512)
     yield "an access record", functools.partial(
         at, "%s %s %s", ("GET", "/orders/42", 200), name="fapilog.access", method="GET", path="/orders/42", request_id="r-1"
     )
     clear_context()
-    error = _escaped_error()
+    error = escaped_error(Shop(user_id="u-failed"), trace_id="failed-request", span_id="00f067aa0ba902b7")
     yield "the server's line about an escaped exception", functools.partial(
         at, "Exception in ASGI application", levelno=logging.ERROR, exc_info=(RuntimeError, error, error.__traceback__)
     )
@@ -162,7 +154,7 @@ def test_a_captured_record_formats_to_the_same_bytes_on_any_thread(schema: Schem
         ContextFilter().filter(queued)
         assert _formatted_elsewhere(formatter, queued) == formatter.format(direct), label
         checked.append(label)
-    assert len(checked) == 6
+    assert len(checked) == 7
 
 
 def test_an_unsampled_trace_keeps_trace_sampled_false_through_a_stdlib_queue_handler() -> None:

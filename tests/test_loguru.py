@@ -10,14 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from loguru import logger
 
 import fapilog.loguru
+from examples.fields import current_tenant, current_user
 from fapilog import instrument_app
 from fapilog.loguru import patcher
 from tests.support.http import http_client, running_server
-from tests.support.records import ALL_NONE, access_records
+from tests.support.records import ALL_NONE, UNBOUND, access_records
 
 if TYPE_CHECKING:
     from loguru import Message, Record
@@ -71,13 +72,36 @@ async def test_configured_patcher_puts_each_requests_fields_in_extra_and_none_ou
     assert first != second
     expected: list[dict[str, Any]] = []
     for n, (request_id, span_id) in enumerate((("req-1", first), ("req-2", second)), 1):
-        fields = {**ALL_NONE, "trace_id": request_id, "span_id": span_id, "user_agent": f"shop/{n}"}
+        fields = {**ALL_NONE, **UNBOUND, "trace_id": request_id, "span_id": span_id, "user_agent": f"shop/{n}"}
         expected += [
             {"message": f"order {n} placed", **fields},
             {"message": "bound", **fields, "trace_id": "bound-by-app"},  # the call's own keys win
             {"message": "contextualized", **fields, "user_agent": "contextualized", "span_id": "given-by-call"},
         ]
-    assert _extras(sink) == [*expected, {"message": "after", **ALL_NONE}]
+    assert _extras(sink) == [*expected, {"message": "after", **ALL_NONE, **UNBOUND}]
+
+
+async def test_each_record_carries_the_app_fields_its_request_bound_in_extra_and_none_elsewhere(sink: list[Message]) -> None:
+    app = FastAPI(dependencies=[Depends(current_user), Depends(current_tenant)])
+
+    @app.get("/pay")
+    def pay() -> str:
+        logger.info("paid")
+        logger.bind(user_id="bound-by-app").info("paid by")
+        return "ok"
+
+    logger.configure(patcher=patcher)
+    async with http_client(instrument_app(app)) as client:
+        for user in ("u-1", "u-2"):
+            await client.get("/pay", headers={"Authorization": f"Bearer {user}", "X-Tenant-ID": "acme"})
+    logger.info("after")
+    assert [(line["message"], line["user_id"], line["tenant_id"]) for line in _extras(sink)] == [
+        ("paid", "u-1", "acme"),
+        ("paid by", "bound-by-app", "acme"),  # the call's own keys win
+        ("paid", "u-2", "acme"),
+        ("paid by", "bound-by-app", "acme"),
+        ("after", None, None),
+    ]
 
 
 async def test_a_patched_logger_fills_the_format_string_field(sink: list[Message]) -> None:
@@ -132,7 +156,7 @@ async def test_a_real_uvicorns_error_line_routed_to_loguru_names_the_failed_requ
         ("Exception in ASGI application\n", "RuntimeError")
     ]
     [access] = access_records(records)
-    assert errors[0]["extra"] == {**ALL_NONE, "trace_id": "uv-fail", "span_id": access["span_id"], "user_agent": "probe/1"}
+    assert errors[0]["extra"] == {**ALL_NONE, **UNBOUND, "trace_id": "uv-fail", "span_id": access["span_id"], "user_agent": "probe/1"}
 
 
 def test_a_record_that_cannot_be_enriched_goes_on_unchanged_with_one_warning(sink: list[Message]) -> None:

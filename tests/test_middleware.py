@@ -25,6 +25,7 @@ from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
 from fapilog import JsonFormatter, TraceIDMiddleware, configure_logging, get_context, instrument_app
 from fapilog._internal import middleware as middleware_module
+from fapilog._internal.context import attached_context
 from fapilog._internal.ids import is_valid_request_id
 from fapilog._internal.records import MAX_LINE_LENGTH, MAX_USER_AGENT_LENGTH
 from tests.support.http import http_client, running_server
@@ -561,9 +562,10 @@ async def test_the_escaping_exception_carries_the_request_context(app: FastAPI) 
     async with http_client(app) as client:
         with pytest.raises(RuntimeError) as excinfo:
             await client.get("/fail", headers={"X-Request-ID": "fail-3"})
-    attached = getattr(excinfo.value, middleware_module.CONTEXT_ATTRIBUTE)
-    assert attached["trace_id"] == "fail-3"
-    assert HEX16.fullmatch(attached["span_id"])
+    attached = attached_context(excinfo.value)
+    assert attached is not None
+    assert attached.context["trace_id"] == "fail-3"
+    assert HEX16.fullmatch(str(attached.context["span_id"]))
 
 
 async def test_background_tasks_see_the_request_context(app: FastAPI, seen: Seen) -> None:
@@ -839,7 +841,7 @@ async def test_an_exception_that_refuses_attributes_is_reraised_unchanged(record
         with pytest.raises(ReadOnlyError) as excinfo:
             await client.get("/read-only")
     assert excinfo.value.args == ("read-only",)
-    assert not hasattr(excinfo.value, middleware_module.CONTEXT_ATTRIBUTE)
+    assert attached_context(excinfo.value) is None
     [access] = access_records(records)
     assert access["status_code"] == 500
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from fapilog import bind_context, bind_trace_headers, clear_context, context_copy, trace_headers
+from examples.fields import Shop
+from fapilog import bind_context, bind_fields, bind_trace_headers, clear_context, context_copy, trace_headers
+from fapilog._internal.incoming import MAX_BAGGAGE_BYTES, MAX_BAGGAGE_MEMBERS
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN_ID = "00f067aa0ba902b7"
@@ -78,3 +80,38 @@ def test_the_trace_state_travels_with_a_snapshot_and_is_gone_after_clear_context
     assert trace_headers() == {"X-Request-ID": TRACE_ID, "traceparent": f"00-{TRACE_ID}-{SPAN_ID}-01"}
     carried = snapshot.run(trace_headers)
     assert (carried["tracestate"], carried["baggage"]) == ("congo=1", "a=1")
+
+
+def test_a_bound_propagated_field_goes_first_in_the_baggage_percent_encoded_and_comes_back_whole() -> None:
+    _continue_a_trace()
+    bind_fields(Shop(user_id="u-1", tenant_id="Acme, Inc. ü"))  # user_id is not propagated
+    sent = trace_headers()
+    assert sent["baggage"] == "tenant_id=Acme%2C%20Inc.%20%C3%BC,a=1"
+    clear_context()
+    bind_trace_headers(sent)
+    assert Shop.current() == Shop(tenant_id="Acme, Inc. ü")
+
+
+def test_the_field_replaces_a_member_of_its_name_in_the_traces_baggage() -> None:
+    bind_trace_headers({"traceparent": f"00-{TRACE_ID}-{SPAN_ID}-01", "baggage": "tenant_id=upstream,b=2"})
+    bind_fields(Shop(tenant_id="here"))
+    assert trace_headers()["baggage"] == "tenant_id=here,b=2"
+    bind_fields(Shop(tenant_id=None))  # unbound here: it travels no further
+    assert trace_headers()["baggage"] == "b=2"
+
+
+def test_fields_and_the_traces_baggage_stay_within_w3c_limits() -> None:
+    full = ",".join(f"k{index}=v" for index in range(MAX_BAGGAGE_MEMBERS))
+    bind_trace_headers({"traceparent": f"00-{TRACE_ID}-{SPAN_ID}-01", "baggage": full})
+    bind_fields(Shop(tenant_id="acme"))
+    members = trace_headers()["baggage"].split(",")
+    assert (len(members), members[0], members[-1]) == (MAX_BAGGAGE_MEMBERS, "tenant_id=acme", f"k{MAX_BAGGAGE_MEMBERS - 2}=v")
+    bind_fields(Shop(tenant_id="t" * MAX_BAGGAGE_BYTES))  # alone past the limit: left out whole
+    assert trace_headers()["baggage"] == full
+
+
+def test_a_field_bound_without_a_trace_sends_nothing() -> None:
+    bind_fields(Shop(tenant_id="acme"))
+    assert trace_headers() == {}
+    bind_context(trace_id=TRACE_ID, span_id=SPAN_ID)  # a trace bound by hand: the field goes with it
+    assert trace_headers()["baggage"] == "tenant_id=acme"

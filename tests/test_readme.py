@@ -58,13 +58,13 @@ RUNNABLE = [block for block in PYTHON if block.mark is None]
 
 
 def test_every_python_block_is_marked_for_what_it_is_or_runs() -> None:
-    assert {block.mark for block in PYTHON} <= {None, "fragment", "examples/quickstart.py", "examples/background.py"}
+    assert {block.mark for block in PYTHON} <= {None, "fragment", "examples/quickstart.py", "examples/background.py", "examples/fields.py"}
     assert len(RUNNABLE) >= 10
 
 
 def test_every_example_block_is_its_example_file_verbatim() -> None:
     examples = [block for block in PYTHON if block.mark is not None and EXAMPLE.fullmatch(block.mark)]
-    assert {block.mark for block in examples} == {"examples/quickstart.py", "examples/background.py"}
+    assert {block.mark for block in examples} == {"examples/quickstart.py", "examples/background.py", "examples/fields.py"}
     for block in examples:
         assert block.code == (ROOT / str(block.mark)).read_text(), block.place
 

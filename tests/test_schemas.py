@@ -31,7 +31,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import fapilog._internal
-from fapilog import ContextFilter, JsonFormatter, TraceIDMiddleware, bind_context, configure_logging
+from examples.fields import Shop
+from fapilog import ContextFields, ContextFilter, JsonFormatter, TraceIDMiddleware, bind_context, bind_fields, configure_logging
 from fapilog._internal import jsonline, orjson_values
 from fapilog._internal.context import SAMPLED, TraceState, bind_trace
 from fapilog._internal.records import MAX_LINE_LENGTH
@@ -248,8 +249,8 @@ def test_ecs_a_stack_asked_for_is_the_stack_trace_as_in_ecs_logging() -> None:
 def test_ecs_dotted_and_nested_extras_are_nested_and_merged_as_ecs_logging_does() -> None:
     extras: dict[str, Any] = {
         "service.name": "orders",
-        "user.name": "ada",
-        "user.id": 7,
+        "customer.name": "ada",  # "user" is the object of the session's app field user_id (user.id)
+        "customer.id": 7,
         "labels": {"team": "checkout"},
         "labels.env": "prod",
         "event.dataset": "orders.app",
@@ -257,10 +258,10 @@ def test_ecs_dotted_and_nested_extras_are_nested_and_merged_as_ecs_logging_does(
     }
     ours = line_of(make_record(**extras), "ecs")
     theirs = ecs_logging_line(make_record(**extras))
-    assert {key: ours[key] for key in ("service", "user", "labels", "event", "log")} == {
-        key: theirs[key] for key in ("service", "user", "labels", "event", "log")
+    assert {key: ours[key] for key in ("service", "customer", "labels", "event", "log")} == {
+        key: theirs[key] for key in ("service", "customer", "labels", "event", "log")
     }
-    assert (ours["user"], ours["labels"]) == ({"name": "ada", "id": 7}, {"team": "checkout", "env": "prod"})
+    assert (ours["customer"], ours["labels"]) == ({"name": "ada", "id": 7}, {"team": "checkout", "env": "prod"})
     assert not [key for key in ours if "." in key and key not in {"log.level", "ecs.version"}]
 
 
@@ -277,9 +278,9 @@ def test_ecs_dotted_extras_merge_into_the_objects_fapilog_writes_as_in_ecs_loggi
 
 
 def test_ecs_a_dotted_extra_with_a_value_in_its_way_stays_dotted_where_ecs_logging_fails() -> None:
-    record = make_record(extra={"user": "ada", "user.name": "lovelace", "order.id": 1, "order.id.check": 2})
+    record = make_record(extra={"customer": "ada", "customer.name": "lovelace", "order.id": 1, "order.id.check": 2})
     ours = line_of(record, "ecs")
-    assert (ours["user"], ours["user.name"]) == ("ada", "lovelace")
+    assert (ours["customer"], ours["customer.name"]) == ("ada", "lovelace")
     assert (ours["order"], ours["order.id.check"]) == ({"id": 1}, 2)
     with pytest.raises(TypeError, match="Type mismatch at key"):
         ecs_logging.StdlibFormatter().format(record)
@@ -563,6 +564,55 @@ def test_datadog_status_is_a_datadog_status_whatever_the_level_name(level: int, 
 
 
 # Every schema
+
+
+def test_app_fields_go_under_their_backend_key_or_their_own_name_and_unbound_are_left_out_but_by_default() -> None:
+    bind_fields(Shop(user_id="u-7", tenant_id="acme"))
+    bound = filtered(make_record())
+    ecs, gcp, datadog, default = (line_of(bound, schema) for schema in ("ecs", "gcp", "datadog", "default"))
+    assert (ecs["user"], ecs["tenant_id"]) == ({"id": "u-7"}, "acme")
+    assert (gcp["user_id"], gcp["tenant_id"]) == ("u-7", "acme")
+    assert (datadog["usr"], datadog["tenant_id"]) == ({"id": "u-7"}, "acme")
+    assert (default["user_id"], default["tenant_id"]) == ("u-7", "acme")
+    assert list(default)[11:13] == ["user_id", "tenant_id"]  # right after the seven fields
+    bind_fields(Shop(user_id=None))
+    unbound = filtered(make_record())
+    assert [sorted({"user", "usr", "user_id"} & set(line_of(unbound, schema))) for schema in SCHEMAS] == [["user_id"], [], [], []]
+    assert line_of(unbound, "default")["user_id"] is None
+
+
+def test_ecs_a_user_id_keyed_user_id_is_where_ecs_logging_puts_user_id_and_dotted_extras_merge_into_it() -> None:
+    bind_fields(Shop(user_id="u-7"))
+    ours = line_of(filtered(make_record()), "ecs")
+    theirs = ecs_logging_line(make_record(extra={"user.id": "u-7"}))
+    assert ours["user"] == theirs["user"] == {"id": "u-7"}
+    merged = line_of(filtered(make_record(**{"user.name": "ada"})), "ecs")
+    assert merged["user"] == ecs_logging_line(make_record(extra={"user.id": "u-7", "user.name": "ada"}))["user"] == {"id": "u-7", "name": "ada"}
+
+
+def test_fields_whose_keys_share_an_object_are_written_in_that_one_object() -> None:
+    class Org(ContextFields, keys={"org_id": {"ecs": "organization.id"}, "org_name": {"ecs": "organization.name"}}):
+        org_id: str | None = None
+        org_name: str | None = None
+
+    bind_fields(Org(org_id="o-1", org_name="Acme"))
+    line = format_line(filtered(make_record()), "ecs")
+    assert json.loads(line)["organization"] == {"id": "o-1", "name": "Acme"}
+    assert line.count('"organization"') == 1
+    bind_fields(Org(org_name=None))
+    assert line_of(filtered(make_record()), "ecs")["organization"] == {"id": "o-1"}
+
+
+@pytest.mark.parametrize("schema", SCHEMAS)
+def test_an_extra_named_like_an_app_field_is_its_value_and_one_named_like_its_key_is_renamed(schema: Schema) -> None:
+    bind_fields(Shop(user_id="u-7", tenant_id="acme"))
+    parsed = line_of(filtered(make_record(tenant_id="from-extra", user="on-the-key", usr=3)), schema)
+    assert parsed["tenant_id"] == "from-extra"
+    key = {"ecs": ("user", "id"), "datadog": ("usr", "id")}.get(schema)
+    assert (parsed["user_id"] if key is None else parsed[key[0]][key[1]]) == "u-7"
+    renamed = {"ecs": {"user"}, "datadog": {"usr"}}.get(schema, set())
+    assert {name for name in ("user", "usr") if f"extra_{name}" in parsed} == renamed
+    assert "extra_tenant_id" not in parsed
 
 
 @pytest.mark.parametrize("schema", SCHEMAS)

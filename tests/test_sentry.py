@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 import sentry_sdk
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.integrations import Integration
 from sentry_sdk.integrations.fastapi import FastApiIntegration
@@ -22,6 +22,7 @@ from starlette.types import ASGIApp
 
 import fapilog.httpx
 import fapilog.sentry
+from examples.fields import current_tenant, current_user
 from fapilog import TraceIDMiddleware, instrument_app
 from fapilog.sentry import FapilogIntegration
 from tests.apps.echo import recording_transport
@@ -120,6 +121,44 @@ async def test_events_of_each_request_carry_its_trace_id_and_nothing_leaks_into_
     ]
     failures = [event["exception"]["values"][-1] for event in events if "exception" in event]
     assert [(value["type"], value["value"]) for value in failures] == [("RuntimeError", "payment failed")] * 2
+
+
+def _app_fields(event: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """Return the user_id and tenant_id tags of *event*, and its user's id."""
+    tags = event.get("tags", {})
+    return tags.get("user_id"), tags.get("tenant_id"), (event.get("user") or {}).get("id")
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [instrument_app, TraceIDMiddleware],
+    ids=["sentry-outside-fapilog", "fapilog-outside-sentry"],
+)
+async def test_events_and_the_transaction_of_a_request_carry_the_app_fields_it_bound_as_tags_and_user(
+    sentry_init: Init, wrap: Callable[[FastAPI], ASGIApp]
+) -> None:
+    """sentry-python#5371: what the app binds in an endpoint also reaches the transaction Sentry's middleware sends."""
+    events = sentry_init(*_integrations(), traces_sample_rate=1.0)
+    app = FastAPI(dependencies=[Depends(current_user), Depends(current_tenant)])
+
+    @app.get("/message")
+    def message() -> str:
+        sentry_sdk.capture_message("stock low")
+        return "ok"
+
+    async with http_client(wrap(app)) as client:
+        for user in ("u-1", "u-2"):
+            await client.get("/message", headers={"Authorization": f"Bearer {user}", "X-Tenant-ID": "acme"})
+        await client.get("/message", headers={"X-Tenant-ID": "acme"})  # not signed in: 401
+    sentry_sdk.capture_message("after the requests")
+    assert [(event.get("type", "event"), _app_fields(event)) for event in events] == [
+        ("event", ("u-1", "acme", "u-1")),
+        ("transaction", ("u-1", "acme", "u-1")),  # sent after fapilog's teardown when Sentry is outside
+        ("event", ("u-2", "acme", "u-2")),
+        ("transaction", ("u-2", "acme", "u-2")),
+        ("transaction", (None, None, None)),  # refused before any bind
+        ("event", (None, None, None)),
+    ]
 
 
 async def test_a_trace_id_tag_the_app_sets_wins(sentry_init: Init) -> None:

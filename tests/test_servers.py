@@ -195,7 +195,8 @@ def _assert_the_error_line_names_the_failing_request(parsed: list[dict[str, Any]
     assert errors, "the server logs the failing request"
     failed_access = [line for line in parsed if line["logger"] == "fapilog.access" and line["status_code"] == 500]
     assert failed_access, "the failing request has its access line"
-    assert {(line["level"], line["trace_id"]) for line in failed_access} == {("ERROR", "failing-3")}
+    assert {(line["level"], line["trace_id"], line["user_id"]) for line in failed_access} == {("ERROR", "failing-3", "u-failing")}
     for line in errors:
-        assert line["trace_id"] == "failing-3"
+        assert (line["trace_id"], line["user_id"], line["tenant_id"]) == ("failing-3", "u-failing", None)
         assert "the endpoint failed on purpose" in line.get("exception", line["message"])
+    assert {line.get("user_id") for line in parsed if line["trace_id"] != "failing-3"} == {None}  # a process without the app: no key

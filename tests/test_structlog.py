@@ -12,14 +12,15 @@ from typing import Any
 import httpx
 import pytest
 import structlog
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 import fapilog.structlog
+from examples.fields import current_tenant, current_user
 from fapilog import instrument_app
 from fapilog._internal.warn_once import warned
 from fapilog.structlog import merge_context
 from tests.support.http import http_client, running_server
-from tests.support.records import ALL_NONE, access_records
+from tests.support.records import ALL_NONE, UNBOUND, access_records
 
 
 @pytest.fixture(autouse=True)
@@ -79,6 +80,7 @@ async def test_each_event_carries_its_own_requests_fields_and_none_outside_reque
             "event": "order placed",
             "order_id": 1,
             **ALL_NONE,
+            **UNBOUND,
             "trace_id": "req-1",
             "span_id": first_span,
             "user_agent": "shop/1",
@@ -88,12 +90,37 @@ async def test_each_event_carries_its_own_requests_fields_and_none_outside_reque
             "event": "order placed",
             "order_id": 2,
             **ALL_NONE,
+            **UNBOUND,
             "trace_id": "req-2",
             "span_id": second_span,
             "user_agent": "shop/2",
             "level": "info",
         },
-        {"event": "after", **ALL_NONE, "level": "info"},
+        {"event": "after", **ALL_NONE, **UNBOUND, "level": "info"},
+    ]
+
+
+async def test_each_event_carries_the_app_fields_its_request_bound_and_none_elsewhere() -> None:
+    app = FastAPI(dependencies=[Depends(current_user), Depends(current_tenant)])
+
+    @app.get("/pay")
+    def pay() -> str:
+        structlog.get_logger().info("paid")
+        structlog.get_logger().info("paid by", user_id="given-by-call")
+        return "ok"
+
+    stream = io.StringIO()
+    _configure_structlog(stream)
+    async with http_client(instrument_app(app)) as client:
+        for user in ("u-1", "u-2"):
+            await client.get("/pay", headers={"Authorization": f"Bearer {user}", "X-Tenant-ID": "acme"})
+    structlog.get_logger().info("after")
+    assert [(line["event"], line["user_id"], line["tenant_id"]) for line in _json_lines(stream)] == [
+        ("paid", "u-1", "acme"),
+        ("paid by", "given-by-call", "acme"),  # the event's own key wins
+        ("paid", "u-2", "acme"),
+        ("paid by", "given-by-call", "acme"),
+        ("after", None, None),
     ]
 
 
@@ -104,7 +131,7 @@ async def test_a_key_the_event_already_has_wins_over_the_context(records: list[l
         await client.get("/mine", headers={"X-Request-ID": "req-3", "User-Agent": "shop/3"})
     [span_id] = _spans(records)
     assert _json_lines(stream) == [
-        {"event": "own ids", **ALL_NONE, "trace_id": "chosen-by-app", "span_id": span_id, "level": "info"}
+        {"event": "own ids", **ALL_NONE, **UNBOUND, "trace_id": "chosen-by-app", "span_id": span_id, "level": "info"}
     ]
 
 
@@ -150,10 +177,10 @@ async def test_stdlib_records_rendered_by_processor_formatter_carry_their_reques
     own = [line for line in lines if line.get("logger") == "shop"]
     spans = [line["span_id"] for line in access]
     assert own == [
-        {"event": "paid EUR", **ALL_NONE, "trace_id": "pay-1", "span_id": spans[0], "user_agent": "till/1", "level": "info", "logger": "shop"},
-        {"event": "receipt sent", **ALL_NONE, "trace_id": "pay-1", "span_id": spans[0], "user_agent": "till/1", "level": "info", "logger": "shop"},
-        {"event": "paid EUR", **ALL_NONE, "trace_id": "pay-2", "span_id": spans[1], "user_agent": "till/1", "level": "info", "logger": "shop"},
-        {"event": "receipt sent", **ALL_NONE, "trace_id": "pay-2", "span_id": spans[1], "user_agent": "till/1", "level": "info", "logger": "shop"},
+        {"event": "paid EUR", **ALL_NONE, **UNBOUND, "trace_id": "pay-1", "span_id": spans[0], "user_agent": "till/1", "level": "info", "logger": "shop"},
+        {"event": "receipt sent", **ALL_NONE, **UNBOUND, "trace_id": "pay-1", "span_id": spans[0], "user_agent": "till/1", "level": "info", "logger": "shop"},
+        {"event": "paid EUR", **ALL_NONE, **UNBOUND, "trace_id": "pay-2", "span_id": spans[1], "user_agent": "till/1", "level": "info", "logger": "shop"},
+        {"event": "receipt sent", **ALL_NONE, **UNBOUND, "trace_id": "pay-2", "span_id": spans[1], "user_agent": "till/1", "level": "info", "logger": "shop"},
     ]
     # The access record's own measurements (its extra= attributes) win over the context.
     assert [{key: line[key] for key in ("trace_id", "status_code", "res_bytes", "req_bytes")} for line in access] == [

@@ -2,8 +2,10 @@
 
 from fapilog._internal.configure import FapilogHandler, configure_logging
 from fapilog._internal.context import (
+    ContextFields,
     RequestContext,
     bind_context,
+    bind_fields,
     clear_context,
     context_copy,
     get_context,
@@ -18,12 +20,14 @@ from fapilog._internal.propagation import trace_headers
 __version__ = "0.1.0"  # the one place the version is written (pyproject reads it)
 
 __all__ = [
+    "ContextFields",
     "ContextFilter",
     "FapilogHandler",
     "JsonFormatter",
     "RequestContext",
     "TraceIDMiddleware",
     "bind_context",
+    "bind_fields",
     "bind_trace_headers",
     "clear_context",
     "configure_logging",

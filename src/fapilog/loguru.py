@@ -1,4 +1,4 @@
-"""loguru integration: the seven context fields in every record's ``extra``.
+"""loguru integration: the seven context fields and the app fields in every record's ``extra``.
 
 Needs the ``loguru`` extra (``pip install "fapilog-context[loguru]"``)::
 
@@ -10,8 +10,9 @@ Needs the ``loguru`` extra (``pip install "fapilog-context[loguru]"``)::
     logger.remove()
     logger.add(sys.stderr, serialize=True)  # or format="{time} {level} {extra[trace_id]} {message}"
 
-Every record's ``extra`` gets all seven keys, ``None`` when unknown, so
-``{extra[trace_id]}`` never fails outside a request; a key the call's own
+Every record's ``extra`` gets all seven keys and every app field declared
+(``ContextFields``), ``None`` when unknown, so ``{extra[trace_id]}`` and
+``{extra[user_id]}`` never fail outside a request; a key the call's own
 ``extra``/``bind``/``contextualize`` set wins (and so does a default given to
 ``configure(extra=...)``: give none for these keys). A record about an
 exception that escaped a request (a server's error line, routed to loguru)
@@ -22,10 +23,10 @@ cannot enrich goes on unchanged, with one warning per process.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from fapilog._internal.context import current_model
-from fapilog._internal.middleware import CONTEXT_ATTRIBUTE
+from fapilog._internal.context import attached_context, current_fields, current_model, declared
 from fapilog._internal.warn_once import warn_once
 
 if TYPE_CHECKING:
@@ -35,22 +36,19 @@ __all__ = ["patcher"]
 
 
 def patcher(record: Record) -> None:
-    """Put the seven context fields into *record*'s ``extra``; keys already there win."""
+    """Put the seven context fields and the app fields into *record*'s ``extra``; keys already there win."""
     try:
-        fields: dict[str, Any] = current_model().__dict__
+        fields: Mapping[str, Any] = current_model().__dict__
+        app = current_fields()
         if fields["trace_id"] is None:  # outside a request; or a record about one that failed
-            fields = _escaped_context(record) or fields
-        record["extra"] = {**fields, **record["extra"]}
+            exception = record["exception"]
+            attached = attached_context(sys.exc_info()[1] if exception is None else exception.value)
+            if attached is not None:
+                fields, app = attached
+        record["extra"] = {**fields, **declared.now.unbound, **app, **record["extra"]}
     except Exception as exc:
         warn_once(
             "loguru",
             f"fapilog.loguru.patcher could not add the request context ({type(exc).__name__}); records go on without it",
         )
 
-
-def _escaped_context(record: Record) -> dict[str, Any] | None:
-    """Return the context of the request an exception escaped from, if *record* is about one."""
-    exception = record["exception"]
-    error = sys.exc_info()[1] if exception is None else exception.value
-    attached: dict[str, Any] | None = getattr(error, CONTEXT_ATTRIBUTE, None)
-    return attached

@@ -8,18 +8,21 @@ Needs the ``sentry`` extra (``pip install "fapilog-context[sentry]"``)::
     sentry_sdk.init(dsn=..., integrations=[FapilogIntegration()])
 
 An event gets the request's ``trace_id`` as a tag, to grep the logs by, and
-the seven fields (``None`` when unknown) as its ``fapilog`` context; a
-``trace_id`` tag set by the app wins. An unhandled exception is captured by
-Sentry's ASGI middleware after fapilog's has cleared the context: its event
-gets the context of the request it escaped from.
+the seven fields (``None`` when unknown) as its ``fapilog`` context; each
+app field bound (``ContextFields``) is a tag too, and ``user_id`` is also
+Sentry's user id (who the app authenticated: Sentry counts the users an
+issue affects by it); a tag or user the app set wins. An unhandled exception
+is captured by Sentry's ASGI middleware after fapilog's has cleared the
+context: its event gets the context of the request it escaped from.
 
 With Sentry's middleware outside fapilog's (the ``instrument_app()`` setup),
 Sentry's request transaction and scope take the request's W3C trace id —
 adopted from a ``traceparent`` or generated — so Sentry's events, its
 transaction, the ``sentry-trace`` and ``baggage`` it sends on, the W3C
-headers and the log lines name one trace. A request served in process inside
-another one (through ``httpx.ASGITransport``) puts back what it changed when
-it ends.
+headers and the log lines name one trace; the transaction, sent after the
+request, gets the app fields the request bound, wherever it bound them. A
+request served in process inside another one (through
+``httpx.ASGITransport``) puts back what it changed when it ends.
 
 The fields are read when the event is captured, from the context of the code
 that captures it — the same context Sentry forks a request's isolation scope
@@ -29,17 +32,25 @@ cannot tag goes on unchanged, with one warning per process.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import sentry_sdk
 from sentry_sdk.integrations import Integration
 from sentry_sdk.scope import add_global_event_processor
 
-from fapilog._internal.context import current_model
+from fapilog._internal.context import (
+    BoundValues,
+    attached_context,
+    current_fields,
+    current_model,
+    current_scope,
+    declared,
+    fields_of,
+)
 from fapilog._internal.ids import is_w3c_trace_id
 from fapilog._internal.log_filter import record_context
-from fapilog._internal.middleware import CONTEXT_ATTRIBUTE, request_hooks
+from fapilog._internal.middleware import request_hooks
 from fapilog._internal.warn_once import warn_once
 
 if TYPE_CHECKING:
@@ -92,6 +103,9 @@ class _Retrace:
         self.scope = sentry_sdk.get_isolation_scope()
         self.tag = self.scope._tags.get(_TAG)  # Sentry has no public getter for a tag
         self.scope.set_tag(_TAG, trace_id)
+        self.fields = current_scope()  # the request's app fields, as the request binds them
+        if declared.now.names:
+            self.scope.add_event_processor(self.add_fields)
         self.transaction = span.containing_transaction
         self.propagation = sentry_sdk.get_current_scope().get_active_propagation_context()
         self.trace_ids = (None if self.transaction is None else self.transaction.trace_id, self.propagation.trace_id)
@@ -106,8 +120,21 @@ class _Retrace:
         self.propagation.trace_id = propagation_trace_id
         _set_baggage_trace_id(self.propagation.baggage, propagation_trace_id)
 
+    def add_fields(self, event: Event, hint: Hint) -> Event:
+        """Put the request's app fields on *event*: also on its transaction, sent once the request is over.
+
+        Every event of the request passes ``_add_context`` first, which warns
+        about one it cannot tag: here Sentry's own guard around its
+        processors is enough.
+        """
+        _add_fields(event, fields_of(self.fields))
+        return event
+
     def undo(self) -> None:
-        """Put back the tag and trace ids the outer request had."""
+        """Put back the tag, event processors and trace ids the outer request had."""
+        processors = self.scope._event_processors  # Sentry has no public way to remove one
+        if self.add_fields in processors:
+            processors.remove(self.add_fields)
         if self.tag is None:
             self.scope.remove_tag(_TAG)
         else:
@@ -126,13 +153,17 @@ def _add_context(event: Event, hint: Hint | None) -> Event:
     try:
         if sentry_sdk.get_client().get_integration(FapilogIntegration) is None:  # a client without it
             return event
-        fields: dict[str, Any] = current_model().__dict__
+        fields: Mapping[str, Any] = current_model().__dict__
+        app = current_fields()
         if fields["trace_id"] is None and hint:  # outside a request; or an event about one that failed
-            fields = _escaped_context(hint) or fields
+            escaped = _escaped_context(hint)
+            if escaped is not None:
+                fields, app = escaped
         trace_id = fields["trace_id"]
         if trace_id is not None:
             event.setdefault("tags", {}).setdefault(_TAG, trace_id)
             event.setdefault("contexts", {}).setdefault("fapilog", dict(fields))
+        _add_fields(event, app)
     except Exception as exc:
         warn_once(
             "sentry",
@@ -141,12 +172,26 @@ def _add_context(event: Event, hint: Hint | None) -> Event:
     return event
 
 
-def _escaped_context(hint: Hint) -> dict[str, Any] | None:
+def _add_fields(event: Event, fields: Mapping[str, object]) -> None:
+    """Tag *event* with each app field bound in *fields*; ``user_id`` is its user's id too. What the event has wins."""
+    bound = {name: item if type(item) is str else str(item) for name, item in fields.items() if item is not None}
+    if not bound:
+        return
+    tags = event.setdefault("tags", {})
+    for name, item in bound.items():
+        tags.setdefault(name, item)
+    if "user_id" in bound:
+        user = event.get("user") or {}
+        user.setdefault("id", bound["user_id"])
+        event["user"] = user
+
+
+def _escaped_context(hint: Hint) -> BoundValues | None:
     """Return the context of the request an event's exception or log record is about, if any."""
     exc_info = hint.get("exc_info")
-    attached: dict[str, Any] | None = getattr(exc_info[1], CONTEXT_ATTRIBUTE, None) if exc_info else None
+    attached = attached_context(exc_info[1]) if exc_info else None
     record = hint.get("log_record")  # an event Sentry's logging integration made of a record
     if attached is None and record is not None:
-        context = record_context(record)
-        return dict(context) if context["trace_id"] is not None else None
+        bound = record_context(record)
+        return bound if bound.context["trace_id"] is not None else None
     return attached

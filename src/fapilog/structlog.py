@@ -1,4 +1,4 @@
-"""structlog integration: the seven context fields on every event dict.
+"""structlog integration: the seven context fields and the app fields on every event dict.
 
 Needs the ``structlog`` extra (``pip install "fapilog-context[structlog]"``). Put
 ``merge_context`` where ``structlog.contextvars.merge_contextvars`` would go::
@@ -21,8 +21,8 @@ attributes (``extra=``, or ``ContextFilter`` before a queue), else the current
 context, else — for a server's error line about an exception that escaped a
 request — that request's context, as ``ContextFilter`` does.
 
-Every event gets all seven keys, ``None`` when unknown; a key the event
-already has wins. A misplaced processor (after the renderer, say) passes the
+Every event gets all seven keys and every app field declared (``ContextFields``),
+``None`` when unknown; a key the event already has wins. A misplaced processor (after the renderer, say) passes the
 event on unchanged and warns once per process: logging never fails for it.
 """
 
@@ -32,8 +32,8 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from fapilog._internal.context import CONTEXT_FIELDS, current_model
-from fapilog._internal.log_filter import record_context
+from fapilog._internal.context import CONTEXT_FIELDS, current_fields, current_model, declared
+from fapilog._internal.log_filter import app_fields_of, record_context
 from fapilog._internal.warn_once import warn_once
 
 if TYPE_CHECKING:
@@ -43,13 +43,17 @@ __all__ = ["merge_context"]
 
 
 def merge_context(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
-    """Add the seven context fields to *event_dict*; a key it already has wins."""
+    """Add the seven context fields and the app fields to *event_dict*; a key it already has wins."""
     try:
         record = event_dict.get("_record")  # a stdlib record, in ProcessorFormatter's foreign_pre_chain
-        fields: dict[str, Any] = current_model().__dict__ if record is None else _record_fields(record)
+        if record is None:
+            fields: Mapping[str, object] = current_model().__dict__
+            app = current_fields()
+        else:
+            fields, app = _record_fields(record)
         # The event's keys first, then the fields it lacks; its own values win.
         # One dict display: cheaper than growing the event in place key by key.
-        return {**event_dict, **fields, **event_dict}
+        return {**event_dict, **fields, **declared.now.unbound, **app, **event_dict}
     except Exception as exc:
         warn_once(
             "structlog",
@@ -59,8 +63,12 @@ def merge_context(logger: WrappedLogger, method_name: str, event_dict: EventDict
         return event_dict
 
 
-def _record_fields(record: logging.LogRecord) -> dict[str, Any]:
-    """Return the fields of a stdlib *record*: its own attributes first, then the context it is about."""
+def _record_fields(record: logging.LogRecord) -> tuple[dict[str, object], dict[str, object]]:
+    """Return the context and app fields of a stdlib *record*: its own attributes first, then what it is about."""
     attributes = record.__dict__
-    context: Mapping[str, object] = record_context(record)
-    return {key: attributes[key] if key in attributes else context[key] for key in CONTEXT_FIELDS}
+    context: Mapping[str, object] = record_context(record).context
+    app = app_fields_of(record)
+    return (
+        {key: attributes[key] if key in attributes else context[key] for key in CONTEXT_FIELDS},
+        {key: attributes[key] if key in attributes else app.get(key) for key in declared.now.names},
+    )

@@ -10,6 +10,7 @@ from celery import Celery, signals
 from celery.app.task import Task
 
 import fapilog.celery
+from examples.fields import Shop
 from fapilog import get_context
 
 BROKER_ENV = "FAPILOG_TEST_BROKER"
@@ -73,3 +74,10 @@ def context() -> dict[str, Any]:
 def fail() -> None:
     """Always raise: Celery logs the traceback, fapilog one FAILURE record."""
     raise ValueError("fails always")
+
+
+@app.task
+def fields() -> dict[str, Any]:
+    """Log, then return the app fields the task runs with."""
+    logger.info("fields", extra={"fields_probe": True})
+    return Shop.current().model_dump()

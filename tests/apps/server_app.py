@@ -10,7 +10,8 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import StreamingResponse
 
-from fapilog import get_context, instrument_app
+from examples.fields import Shop
+from fapilog import bind_fields, get_context, instrument_app
 
 logger = logging.getLogger("server_app")
 logger.info("imported")  # before any request: only a log config already applied makes it JSON
@@ -54,4 +55,5 @@ async def echo(request: Request) -> dict[str, int]:
 
 @app.get("/fail")
 async def fail() -> None:
+    bind_fields(Shop(user_id="u-failing"))  # the server's error line carries it too
     raise RuntimeError("the endpoint failed on purpose")

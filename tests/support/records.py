@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
-from typing import Any, Final
+from typing import Any, Final, Unpack
 
-__all__ = ["ALL_NONE", "FailingFilter", "ListHandler", "access_records", "client_records", "make_record", "rendered", "task_records"]
+import examples.fields  # noqa: F401  # declares the session's app fields: see UNBOUND
+from fapilog import ContextFields, bind_context, bind_fields
+from fapilog._internal.context import ContextUpdate, attach_context
+
+__all__ = [
+    "ALL_NONE",
+    "UNBOUND",
+    "FailingFilter",
+    "ListHandler",
+    "access_records",
+    "client_records",
+    "escaped_error",
+    "make_record",
+    "rendered",
+    "task_records",
+]
 
 ALL_NONE: Final = dict.fromkeys(("trace_id", "span_id", "latency_ms", "status_code", "req_bytes", "res_bytes", "user_agent"))
 """The seven context fields of an empty context, written out (not read from fapilog)."""
+UNBOUND: Final = dict.fromkeys(("user_id", "tenant_id"))
+"""The app fields every test process declares (``examples.fields.Shop``, imported here), unbound.
+
+A class a test declares is forgotten after it (``_clean_state``): only these stay."""
 
 
 def make_record(
@@ -35,6 +55,20 @@ def make_record(
         record.msecs = int((created - int(created)) * 1000) + 0.0
     record.__dict__.update({**(extra or {}), **more})
     return record
+
+
+def escaped_error(fields: ContextFields | None = None, **context: Unpack[ContextUpdate]) -> RuntimeError:
+    """Return an exception that escaped a request bound with *context* and app *fields*: the middleware attached them to it."""
+    error = RuntimeError("escaped")
+
+    def attach() -> None:
+        bind_context(**context)
+        if fields is not None:
+            bind_fields(fields)
+        attach_context(error)
+
+    contextvars.Context().run(attach)  # an empty context of its own: the test's is left alone
+    return error
 
 
 class ListHandler(logging.Handler):

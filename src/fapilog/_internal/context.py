@@ -8,33 +8,60 @@ What only propagation needs (trace flags, ``tracestate``, ``baggage``, the
 incoming parent span) rides in the same model as a pydantic private
 attribute: not one of the seven fields users read and bind, but swapped,
 snapshotted and cleared with them, atomically.
+
+An app's own fields (``ContextFields``) are a second layer beside the seven,
+in a ``ContextVar`` of their own: see "App fields" below. So is the context
+attached to an exception that escapes a request, for the lines logged after.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
-from typing import Annotated, Final, NamedTuple, TypedDict, Unpack
+import threading
+import types
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, Final, Literal, NamedTuple, Self, TypedDict, Union, Unpack, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, with_config
 from pydantic_core import CoreConfig, SchemaValidator
 from typing_extensions import TypedDict as PydanticTypedDict  # pydantic needs it before 3.12
 
+from fapilog._internal.records import OWN_KEYS, RECORD_ATTRIBUTES
+
 __all__ = [
+    "BACKENDS",
+    "CONTEXT_ATTRIBUTE",
     "CONTEXT_FIELDS",
     "EMPTY_CONTEXT",
     "EMPTY_TRACE_STATE",
     "SAMPLED",
+    "BoundValues",
     "ContextDict",
+    "ContextFields",
     "ContextUpdate",
+    "Declared",
+    "FieldScope",
+    "Scope",
     "RequestContext",
     "TraceState",
+    "attach_context",
+    "attached_context",
     "bind_context",
+    "bind_fields",
     "bind_trace",
+    "bind_values",
     "clear_context",
     "context_copy",
+    "current_fields",
     "current_model",
+    "current_scope",
+    "declared",
+    "fields_of",
     "get_context",
+    "open_request_scope",
     "restore_model",
+    "restore_scope",
     "trace_state",
 ]
 
@@ -187,8 +214,9 @@ def _trusted_model(fields: dict[str, object], private: dict[str, object] | None)
 
 
 def clear_context() -> None:
-    """Reset the current context to the all-``None`` instance."""
+    """Reset the current context to the all-``None`` instance, and unbind every app field."""
     _request_context.set(EMPTY_CONTEXT)
+    _app_fields.set(_UNBOUND)
 
 
 def context_copy() -> contextvars.Context:
@@ -206,3 +234,288 @@ def trace_state(model: RequestContext) -> TraceState:
 def restore_model(model: RequestContext) -> None:
     """Store again a model ``current_model`` returned: its fields and its trace state."""
     _request_context.set(model)
+
+
+# App fields: ContextFields subclasses declare them, bind_fields binds them.
+#
+# FastAPI runs a sync dependency in a worker thread, in a *copy* of the
+# request's context: a ContextVar set there is lost to the endpoint and the
+# middleware. So a request's fields live in a scope object every copy of its
+# context shares (the middleware puts a fresh one in for each request), whose
+# one mapping a bind replaces whole: a bind anywhere in the request is seen by
+# all that follows in it, a reader never sees half a bind, and the next
+# request starts from a scope of its own. Outside a request the ContextVar
+# holds the mapping itself, and a bind sets a new one, as bind_context sets a
+# new model. Either way a mapping, once stored, is never changed.
+
+
+class FieldScope:
+    """The app fields bound in one request: shared by every copy of its context."""
+
+    __slots__ = ("values",)
+
+    def __init__(self) -> None:
+        self.values: dict[str, object] = {}  # replaced whole on a bind, never changed: readers hold it safely
+
+
+Scope = dict[str, object] | FieldScope
+"""What the ContextVar holds: a request's scope, or (elsewhere) the fields themselves."""
+
+_UNBOUND: Final[dict[str, object]] = {}  # never changed: every bind makes a new mapping
+_app_fields: Final[contextvars.ContextVar[Scope]] = contextvars.ContextVar("fapilog_app_fields", default=_UNBOUND)
+_binding: Final = threading.Lock()  # two threads of one request binding at once: neither bind is lost
+
+current_scope: Final = _app_fields.get
+"""Return the current app-field scope, to put back later with ``restore_scope``."""
+restore_scope: Final = _app_fields.set
+"""Make *scope* (one ``current_scope`` returned) current again."""
+
+
+def fields_of(scope: Scope) -> Mapping[str, object]:
+    """Return the app fields bound in *scope*, by name: a mapping that never changes."""
+    return scope.values if isinstance(scope, FieldScope) else scope
+
+
+def current_fields() -> Mapping[str, object]:
+    """Return the app fields bound now, by name: a mapping that never changes."""
+    scope = _app_fields.get()
+    return scope.values if isinstance(scope, FieldScope) else scope  # as fields_of, inline: once per line
+
+
+def open_request_scope() -> Scope | None:
+    """Give the request being served a fresh scope of its own; return the one it replaces.
+
+    ``None``, and nothing done, while no ``ContextFields`` subclass exists.
+    """
+    if not declared.now.names:
+        return None
+    previous = _app_fields.get()
+    _app_fields.set(FieldScope())
+    return previous
+
+
+def bind_values(values: Mapping[str, object]) -> None:
+    """Bind app-field *values* fapilog checked itself (from an incoming ``baggage``)."""
+    scope = _app_fields.get()
+    if isinstance(scope, FieldScope):
+        with _binding:
+            scope.values = {**scope.values, **values}
+    else:
+        _app_fields.set({**scope, **values})
+
+
+BACKENDS: Final = ("ecs", "gcp", "datadog")
+"""The schemas a field may name a key of its own in (``keys=``)."""
+_RESERVED: Final = frozenset({*CONTEXT_FIELDS, *RECORD_ATTRIBUTES, *OWN_KEYS})
+_SCALARS: Final[frozenset[object]] = frozenset({str, int, float, bool})
+
+
+class Declared(NamedTuple):
+    """Every field the ``ContextFields`` subclasses declared: one snapshot, swapped whole as a class is created."""
+
+    names: tuple[str, ...] = ()  # in order of declaration
+    owners: Mapping[str, type[ContextFields]] = types.MappingProxyType({})
+    propagated: Mapping[str, type[ContextFields]] = types.MappingProxyType({})  # carried in W3C baggage
+    keys: Mapping[str, Mapping[str, str]] = types.MappingProxyType({})  # by backend schema: each field's key there
+    unbound: Mapping[str, None] = types.MappingProxyType({})  # every field, None: what the bridges start from
+
+
+class _Registry:
+    __slots__ = ("now",)
+
+    def __init__(self) -> None:
+        self.now = Declared()
+
+
+declared: Final = _Registry()
+"""``declared.now``: the fields declared so far (a formatter compares it by identity)."""
+
+
+class ContextFields(BaseModel):
+    """Your app's own typed fields, bound beside the seven and written on every log line.
+
+    Subclass it and declare fields, each ``<type> | None = None`` where the
+    type is ``str``, ``int``, ``float`` or ``bool`` (constrained, or a
+    ``Literal``, as you like); bind an instance with ``bind_fields``, read
+    them with ``current()``. An instance is frozen and strictly validated:
+    ``Shop(user_id=1)`` is a ``ValidationError`` (pydantic's
+    ``model_construct`` and ``model_copy(update=...)`` validate nothing, as
+    ever: bind what the constructor or ``model_validate`` built).
+
+    Options, as class keywords: ``propagate`` names the ``str`` fields that
+    travel with the trace in W3C ``baggage`` (to other services and task
+    queues, and taken from an incoming one that is trusted); ``keys`` names,
+    by field, the key a backend schema (``"ecs"``, ``"gcp"``, ``"datadog"``)
+    writes it under, such as ``{"user_id": {"ecs": "user.id"}}``.
+
+    A class whose config, defaults or types break these rules, that
+    redeclares one of the seven fields, a key fapilog's records write, or
+    another subclass's field, or whose options name something it does not
+    declare, is a ``TypeError`` when it is created, and declares nothing.
+    """
+
+    model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Accept the class keywords: ``__pydantic_init_subclass__`` checks them, once the fields are known."""
+        super().__init_subclass__()
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        """Check the new subclass and its options, then declare its fields (pydantic calls this once they are known)."""
+        propagate: object = kwargs.pop("propagate", ())
+        keys: object = kwargs.pop("keys", {})
+        if kwargs:
+            raise TypeError(f"{cls.__qualname__}: unknown ContextFields options {', '.join(map(repr, kwargs))} (propagate, keys)")
+        declared.now = _declare(cls, propagate, keys)
+        super().__pydantic_init_subclass__()
+
+    @classmethod
+    def current(cls) -> Self:
+        """Return this class's fields as bound now: ``None`` where nothing is; the bound ones are its ``model_fields_set``."""
+        values = current_fields()
+        names = cls.__pydantic_fields__
+        instance = _new(cls)
+        _set_dict(instance, {name: values.get(name) for name in names})
+        _set_fields_set(instance, {name for name in names if name in values})
+        _set_extra(instance, None)
+        _set_private(instance, None)  # no private attributes: checked when the class is created
+        return instance
+
+
+def bind_fields(fields: ContextFields) -> None:
+    """Bind the fields *fields* was given (its ``model_fields_set``); the others keep their values.
+
+    In a request, the bind is seen by everything the request does after it,
+    wherever it was made (a sync dependency's worker thread included), and
+    by its access record; elsewhere it is scoped like ``bind_context``.
+    Binding ``None`` unbinds a field. Anything but a ``ContextFields``
+    instance is a ``TypeError``, and nothing changes.
+    """
+    if not isinstance(fields, ContextFields):
+        raise TypeError(f"bind_fields takes an instance of a ContextFields subclass, not {type(fields).__qualname__}")
+    scope = _app_fields.get()
+    values = fields.__dict__
+    if isinstance(scope, FieldScope):  # the request's scope: a new mapping in it
+        with _binding:
+            merged = {**scope.values}
+            for name in fields.__pydantic_fields_set__:
+                merged[name] = values[name]
+            scope.values = merged
+    else:  # outside a request: a new mapping in the ContextVar
+        merged = {**scope}
+        for name in fields.__pydantic_fields_set__:
+            merged[name] = values[name]
+        _app_fields.set(merged)
+
+
+def _declare(cls: type[ContextFields], propagate: object, keys: object) -> Declared:
+    """Check a new subclass and its options; return the fields declared with its own, or raise ``TypeError``."""
+    name = cls.__qualname__
+    config = cls.model_config
+    if config.get("frozen") is not True or config.get("strict") is not True or config.get("extra") != "forbid":
+        raise TypeError(f"{name}: a ContextFields subclass stays frozen, strict and extra='forbid'")
+    if cls.__private_attributes__:
+        raise TypeError(f"{name}: a ContextFields subclass holds fields only, no private attributes")
+    now = declared.now
+    annotated = vars(cls).get("__annotations__", {})
+    own = [field for field in cls.__pydantic_fields__ if field in annotated]
+    for field in own:
+        info = cls.__pydantic_fields__[field]
+        if field in _RESERVED:
+            raise TypeError(f"{name}.{field}: fapilog's own lines and records use this name")
+        if field in now.owners:
+            raise TypeError(f"{name}.{field}: already declared by {now.owners[field].__qualname__}")
+        types_ = _value_types(info.annotation)
+        if not types_ <= _SCALARS | {type(None)} or type(None) not in types_:
+            raise TypeError(f"{name}.{field}: a field is a str, int, float or bool, or None (got {info.annotation!r})")
+        if info.default is not None or info.default_factory is not None:
+            raise TypeError(f"{name}.{field}: a field's default is None")
+    if isinstance(propagate, str) or not isinstance(propagate, Iterable):
+        raise TypeError(f"{name}: propagate is a collection of field names, got {propagate!r}")
+    propagated = dict(now.propagated)
+    for field in propagate:
+        if field not in own:
+            raise TypeError(f"{name}: propagate names {field!r}, which is not a field it declares")
+        if _value_types(cls.__pydantic_fields__[field].annotation) != {str, type(None)}:
+            raise TypeError(f"{name}.{field}: only a str field travels in baggage")
+        propagated[field] = cls
+    names = (*now.names, *own)
+    return Declared(
+        names=names,
+        owners=types.MappingProxyType({**now.owners, **dict.fromkeys(own, cls)}),
+        propagated=types.MappingProxyType(propagated),
+        keys=types.MappingProxyType(_backend_keys(cls, own, keys, now.keys)),
+        unbound=types.MappingProxyType(dict.fromkeys(names)),
+    )
+
+
+def _backend_keys(
+    cls: type[ContextFields], own: list[str], keys: object, taken: Mapping[str, Mapping[str, str]]
+) -> dict[str, Mapping[str, str]]:
+    """Return, by backend schema, the key of every field: *taken* ones, then *own* by *keys* or by name.
+
+    A key that clashes with one the schema writes, or with another field's,
+    is a ``TypeError``.
+    """
+    from fapilog._internal.schemas import key_clash  # here: the schemas import this module
+
+    name = cls.__qualname__
+    if not isinstance(keys, Mapping):
+        raise TypeError(f"{name}: keys maps field names to {{schema: key}}, got {keys!r}")
+    for field, by_schema in keys.items():
+        if field not in own:
+            raise TypeError(f"{name}: keys names {field!r}, which is not a field it declares")
+        if not isinstance(by_schema, Mapping) or not all(
+            schema in BACKENDS and isinstance(key, str) for schema, key in by_schema.items()
+        ):
+            raise TypeError(f"{name}.{field}: keys maps a field to {{schema: key}} for {', '.join(BACKENDS)}, got {by_schema!r}")
+    written: dict[str, Mapping[str, str]] = {}
+    for schema in BACKENDS:
+        fields = dict(taken.get(schema, {}))
+        for field in own:
+            key = keys.get(field, {}).get(schema, field)
+            problem = key_clash(schema, key, fields.values())
+            if problem is not None:
+                raise TypeError(f"{name}.{field}: under {schema!r} as {key!r}, {problem}")
+            fields[field] = key
+        written[schema] = types.MappingProxyType(fields)
+    return written
+
+
+def _value_types(annotation: object) -> set[object]:
+    """Return the types of the values *annotation* admits: through unions, ``Annotated`` and ``Literal``."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _value_types(get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        return set().union(*map(_value_types, get_args(annotation)))
+    if origin is Literal:
+        return {type(item) for item in get_args(annotation)}
+    return {type(None) if annotation is None else annotation}
+
+
+# The context attached to an exception that escapes a request: the server logs
+# its error line after the request's context is gone.
+
+CONTEXT_ATTRIBUTE: Final = "__fapilog_context__"
+"""Set on an exception escaping a request: its context, for the server's error line."""
+
+
+class BoundValues(NamedTuple):
+    """What was bound: the seven fields and the app fields."""
+
+    context: ContextDict
+    fields: Mapping[str, object]
+
+
+def attach_context(exc: BaseException) -> None:
+    """Record the current context and app fields on *exc*, for the lines logged about it after teardown."""
+    with contextlib.suppress(Exception):  # a type that refuses attributes keeps its own behaviour
+        setattr(exc, CONTEXT_ATTRIBUTE, BoundValues(get_context(), current_fields()))
+
+
+def attached_context(exc: object) -> BoundValues | None:
+    """Return the context attached to *exc* as it escaped a request, if any."""
+    attached = getattr(exc, CONTEXT_ATTRIBUTE, None)
+    return attached if type(attached) is BoundValues else None

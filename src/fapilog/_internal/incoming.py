@@ -14,8 +14,11 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Final, Literal, NamedTuple
+from urllib.parse import unquote
 
-from fapilog._internal.context import SAMPLED, TraceState, bind_trace, clear_context
+from pydantic import ValidationError
+
+from fapilog._internal.context import SAMPLED, TraceState, bind_trace, bind_values, clear_context, declared
 from fapilog._internal.ids import (
     DEFAULT_HEADER_NAME,
     ZERO_SPAN_ID,
@@ -44,6 +47,7 @@ __all__ = [
     "parse_baggage",
     "parse_traceparent",
     "parse_tracestate",
+    "split_fields",
 ]
 
 RANDOM: Final = 0x02
@@ -147,6 +151,31 @@ def parse_baggage(lines: list[bytes], keys: frozenset[str] | None = None) -> str
     return ",".join(member for member in members if member.split("=", 1)[0].rstrip(_OWS) in keys) or None
 
 
+def split_fields(baggage: str) -> tuple[dict[str, object], str | None]:
+    """Return the app fields a parsed *baggage* carries, and the baggage without them.
+
+    A member is a field's when its key names a field declared for
+    propagation; its value (properties dropped, percent-decoded as UTF-8)
+    is taken when the field's type accepts it. Either way the member leaves
+    the baggage: a field travels on as this service binds it, or not at all.
+    """
+    propagated = declared.now.propagated
+    fields: dict[str, object] = {}
+    rest: list[str] = []
+    for member in baggage.split(","):
+        key, _, text = member.partition("=")
+        key = key.rstrip(_OWS)
+        owner = propagated.get(key)
+        if owner is None:
+            rest.append(member)
+            continue
+        try:
+            fields[key] = owner.model_validate({key: unquote(text.split(";", 1)[0].strip(_OWS), errors="strict")}).__dict__[key]
+        except (ValidationError, UnicodeDecodeError):  # dropped whole, and never logged
+            continue
+    return fields, ",".join(rest) or None
+
+
 class Incoming(NamedTuple):
     """The trace a carrier continues, after every invalid part was dropped."""
 
@@ -157,6 +186,7 @@ class Incoming(NamedTuple):
     user_agent: bytes | None
     rejected: bool  # an invalid request id or traceparent was replaced
     w3c: bool  # whether the trace id can go into a traceparent
+    fields: dict[str, object] | None  # the app fields the trusted baggage carried, if any
 
 
 # NamedTuple's own constructor is Python code; _make is tuple.__new__, four times faster per request.
@@ -280,6 +310,9 @@ class TraceReader:
             else:
                 rejected = True
         trusted_baggage = parse_baggage(baggage, self._baggage_keys) if baggage and self._read_baggage else None
+        fields = None
+        if trusted_baggage is not None and declared.now.propagated:
+            fields, trusted_baggage = split_fields(trusted_baggage)
         if adopted is not None:
             trace_id, parent_span_id, flags = adopted
             trusted_tracestate = parse_tracestate(tracestate) if tracestate else None
@@ -299,7 +332,7 @@ class TraceReader:
             state = _trace_state((trace_id, None, self._new_flags, None, trusted_baggage))
             span_id = generate_span_id()
             w3c = is_w3c_trace_id(trace_id)
-        return _incoming((state, span_id, client_id, request_ids is not None, user_agent, rejected, w3c))
+        return _incoming((state, span_id, client_id, request_ids is not None, user_agent, rejected, w3c, fields))
 
     def _bounded_and_accepted(self, candidate: str) -> bool:
         """Return whether *candidate* is fit for a header and the validator accepts it (one that raises rejects it)."""
@@ -359,7 +392,9 @@ def bind_trace_headers(
     id in *header_name*, else a new id; names match case-insensitively.
     Binds ``trace_id`` and a new ``span_id`` (every other field is ``None``)
     and keeps the incoming parent-id, so ``bind_trace_headers(trace_headers())``
-    in another process joins the same trace as a child. Invalid input is
+    in another process joins the same trace as a child; app fields declared
+    for propagation are bound from the trusted ``baggage``, every other one
+    unbound. Invalid input is
     replaced and never raised or logged, and a logging setup that fails never
     makes this raise: the new context is bound either way.
     """
@@ -373,6 +408,8 @@ def bind_trace_headers(
     clear_context()
     trace_id = incoming.state.trace_id
     bind_trace(trace_id, incoming.span_id, None, incoming.state)
+    if incoming.fields:
+        bind_values(incoming.fields)
     if incoming.rejected:
         log_safely(_logger, logging.WARNING, REPLACED_MESSAGE, header_name, trace_id)
     return trace_id

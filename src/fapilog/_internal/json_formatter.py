@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Final, Literal
 
 from fapilog._internal import jsonline
+from fapilog._internal.context import Declared, declared
 from fapilog._internal.jsonline import (
     MILLISECONDS,
     Extras,
@@ -22,6 +23,7 @@ from fapilog._internal.jsonline import (
     timestamp,
     value,
 )
+from fapilog._internal.log_filter import APP_FIELDS, app_fields_of
 from fapilog._internal.schemas import Schema, make_layout
 
 __all__ = ["ENCODERS", "JsonFormatter"]
@@ -39,8 +41,10 @@ class JsonFormatter(logging.Formatter):
     With the ``"default"`` *schema*, the keys are ``timestamp`` (ISO 8601,
     UTC), ``level``, ``logger``, ``message``, the seven context fields
     (``null`` when unknown; the current context when no ``ContextFilter`` put
-    them on the record), every ``extra`` field, and ``exception`` / ``stack``
-    when present. ``"ecs"``, ``"gcp"`` and ``"datadog"`` write the same record
+    them on the record), every app field declared (``ContextFields``; ``null``
+    when unbound), every ``extra`` field, and ``exception`` / ``stack`` when
+    present. An ``extra`` named like a context or app field is that field's
+    value. ``"ecs"``, ``"gcp"`` and ``"datadog"`` write the same record
     under the names Elastic, Google Cloud Logging and Datadog read natively;
     *project* (``"gcp"`` only) is the Google Cloud project id that makes the
     trace field a link to Cloud Trace. Under every schema, non-ASCII and
@@ -64,6 +68,14 @@ class JsonFormatter(logging.Formatter):
         self._levels = Quoted()
         self._extras = Extras(("timestamp", "level", "logger", "exception", "stack"), dotted=False, encode=self._value)
         self._last_context: tuple[object, object, str | None] = (None, None, None)
+        self._declared = Declared()
+        self._app_keys: tuple[tuple[str, str], ...] = ()  # each app field's name, and its ``,"name":``
+
+    def _declare(self, now: Declared) -> None:
+        """Write the app fields *now* declared from here on: after the seven, in order."""
+        self._app_keys = tuple((name, f",{quote(name)}:") for name in now.names)
+        self._extras.declare(now.names, now.names)
+        self._declared = now
 
     def format(self, record: logging.LogRecord) -> str:
         """Return the JSON line for *record*, without the newline.
@@ -117,6 +129,17 @@ class JsonFormatter(logging.Formatter):
                     f',"latency_ms":{value(latency_ms)},"status_code":{value(status_code)},'
                     f'"req_bytes":{value(req_bytes)},"res_bytes":{value(res_bytes)},"user_agent":{value(user_agent)}'
                 )
+            now = declared.now
+            if now is not self._declared:
+                self._declare(now)
+            if self._app_keys:
+                fields = attributes.get(APP_FIELDS)
+                if fields is None:
+                    fields = app_fields_of(record)
+                encode = self._value
+                for name, key in self._app_keys:
+                    item = attributes[name] if name in attributes else fields.get(name)
+                    line += key + (quote(item) if type(item) is str else encode(item))
             line += self._extras.render(record)
             if record.exc_info or record.exc_text:
                 exception = exception_text(self, record)

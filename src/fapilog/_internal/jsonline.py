@@ -21,7 +21,8 @@ from json.encoder import encode_basestring_ascii
 from typing import Final
 
 from fapilog._internal.context import CONTEXT_FIELDS
-from fapilog._internal.log_filter import SAMPLED_FIELD, record_context
+from fapilog._internal.log_filter import APP_FIELDS, SAMPLED_FIELD, record_context
+from fapilog._internal.records import RECORD_ATTRIBUTES
 
 __all__ = [
     "CACHE_LIMIT",
@@ -47,11 +48,8 @@ __all__ = [
 quote: Final[Callable[[str], str]] = encode_basestring_ascii
 """Return a ``str`` as a JSON string: ASCII, with ``\\u`` escapes (``json``'s own, in C)."""
 
-# Attributes every LogRecord has (and the two Formatter adds), and what
-# ContextFilter adds: anything else is an ``extra``. uvicorn's
-# ``color_message`` repeats the message with ANSI codes.
-_STANDARD: Final = tuple(vars(logging.LogRecord("", 0, "", 0, "", None, None)))
-NOT_EXTRA: Final = frozenset({*_STANDARD, "message", "asctime", "taskName", "color_message", *CONTEXT_FIELDS, SAMPLED_FIELD})
+NOT_EXTRA: Final = frozenset({*RECORD_ATTRIBUTES, *CONTEXT_FIELDS, SAMPLED_FIELD, APP_FIELDS})
+"""A record's attributes that are no ``extra``: a LogRecord's own, and what ``ContextFilter`` adds."""
 
 
 def text(value: object) -> str:
@@ -136,6 +134,13 @@ Plan = tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]
 schema that nests them, each dotted one's attribute name and key."""
 
 
+def clashes(name: str, keys: Iterable[str], *, dotted: bool) -> bool:
+    """Return whether a key *name* clashes with one of *keys*: the same, or (*dotted*) a path prefix one way or the other."""
+    if not dotted:
+        return name in keys
+    return any(name == key or key.startswith(f"{name}.") or name.startswith(f"{key}.") for key in keys)
+
+
 class Extras:
     """The keys a schema writes extras under: their own name, or ``extra_<name>`` where it would clash.
 
@@ -143,7 +148,9 @@ class Extras:
     backend reads dotted names as paths (Elasticsearch, Datadog) also a name
     that is a path prefix of one of those keys, or has one as a prefix. With
     *nested*, an extra whose key is dotted is handed to the caller, which
-    writes it as the path it names.
+    writes it as the path it names. The app fields are the schema's keys too
+    (an ``extra`` named like a field is that field's value, written where the
+    field goes): see ``declare``.
 
     Which attributes of a record are extras, and under what key each goes, is
     worked out once per record shape (its attribute names, in order) and kept:
@@ -152,7 +159,9 @@ class Extras:
     """
 
     def __init__(self, reserved: Iterable[str], *, dotted: bool, nested: bool = False, encode: Callable[[object], str]) -> None:
-        self._reserved = frozenset(reserved)
+        self._schema_keys = frozenset(reserved)
+        self._reserved = self._schema_keys
+        self._fields: frozenset[str] = frozenset()
         self._dotted = dotted
         self._nested = nested
         self.encode = encode
@@ -160,12 +169,16 @@ class Extras:
         self.plans: dict[tuple[str, ...], Plan | None] = {}
         """The plan of every record shape seen, bounded by ``CACHE_LIMIT``."""
 
+    def declare(self, fields: Iterable[str], keys: Iterable[str]) -> None:
+        """Leave the app *fields* to the layout, which writes them under *keys*: no extra takes one of those."""
+        self._fields = frozenset(fields)
+        self._reserved = self._schema_keys | frozenset(keys)
+        self.plans.clear()
+
     def _clashes(self, name: str) -> bool:
         if name in self._reserved:
             return True
-        if not self._dotted:
-            return False
-        return any(key.startswith(f"{name}.") or name.startswith(f"{key}.") for key in self._reserved)
+        return self._dotted and clashes(name, self._reserved, dotted=True)
 
     def _key(self, name: str) -> str:
         return f"extra_{name}" if self._clashes(name) else name
@@ -176,7 +189,7 @@ class Extras:
         pairs = []
         paths = []
         for name in keys:
-            if name not in NOT_EXTRA:
+            if name not in NOT_EXTRA and name not in self._fields:
                 key = self._key(name)
                 if key in written:  # extra_level given, and level renamed to it
                     return None
@@ -248,7 +261,7 @@ class Extras:
         attributes = record.__dict__
         unique: dict[str, object] = {}
         for name in attributes:
-            if name not in NOT_EXTRA and name not in skip and (attributes[name] is not None or not skip_none):
+            if name not in NOT_EXTRA and name not in self._fields and name not in skip and (attributes[name] is not None or not skip_none):
                 unique[self._key(name)] = attributes[name]
         if nested is not None and self._nested:
             nested.extend((key, item) for key, item in unique.items() if "." in key)
@@ -316,7 +329,7 @@ def context_of(record: logging.LogRecord) -> Context:
             get("res_bytes"),
             get("user_agent"),
         )
-    fields = record_context(record)
+    fields = record_context(record).context
     return (
         get("trace_id", fields["trace_id"]),
         get("span_id", fields["span_id"]),

@@ -18,20 +18,27 @@ from typing import Final, TypeAlias
 
 from starlette.types import Message, Receive, Scope, Send
 
-from fapilog._internal.context import EMPTY_CONTEXT, bind_trace, clear_context, current_model, get_context, restore_model
+from fapilog._internal.context import (
+    EMPTY_CONTEXT,
+    attach_context,
+    bind_trace,
+    bind_values,
+    current_model,
+    get_context,
+    open_request_scope,
+    restore_model,
+    restore_scope,
+)
 from fapilog._internal.ids import DEFAULT_HEADER_NAME, generate_trace_id, is_valid_request_id
 from fapilog._internal.incoming import REPLACED_MESSAGE, TraceReader, Trust
 from fapilog._internal.otel import current_span
 from fapilog._internal.records import MAX_METHOD_LENGTH, MAX_PATH_LENGTH, MAX_USER_AGENT_LENGTH, log_safely, printable
 from fapilog._internal.writer import stop_all
 
-__all__ = ["CONTEXT_ATTRIBUTE", "AnyASGIApp", "TraceIDMiddleware", "level_by_status"]
+__all__ = ["AnyASGIApp", "TraceIDMiddleware", "level_by_status"]
 
 AnyASGIApp: TypeAlias = Callable[..., Awaitable[None]]
 """Any ASGI 3 application: Starlette's type, or the narrower ones Litestar, Quart and Django declare."""
-
-CONTEXT_ATTRIBUTE: Final = "__fapilog_context__"
-"""Set on an exception escaping a request: its context, for the server's error log."""
 
 STATUS_SWITCHING: Final = 101  # a WebSocket the app accepted
 STATUS_CLIENT_CLOSED: Final = 499  # nginx's "client closed request"
@@ -87,6 +94,12 @@ class TraceIDMiddleware:
 
     A request an outer ``TraceIDMiddleware`` already serves (a mounted
     sub-app instrumented too) passes through: one trace, one access record.
+
+    Each request gets an app-field scope of its own (once a ``ContextFields``
+    subclass exists): a field bound anywhere in the request reaches the rest
+    of it and its access record, and no other request. Fields declared for
+    propagation are bound from the incoming ``baggage`` the trust options let
+    through.
     """
 
     def __init__(
@@ -120,13 +133,14 @@ class TraceIDMiddleware:
         self._levels = _Levels(access_level)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Bind the context, run the app, log the access record, clear the context."""
+        """Bind the context, run the app, log the access record, put back the context found."""
         scope_type = scope["type"]
         if (scope_type != "http" and scope_type != "websocket") or _BOUND in scope:
             await self.app(scope, receive, _writing_out_logs(send) if scope_type == "lifespan" else send)
             return
         scope[_BOUND] = True
         outer = current_model()
+        outer_fields = open_request_scope()
         exchange: _Exchange | None = None
         try:
             exchange = _Exchange(self, scope, receive, send)
@@ -140,15 +154,15 @@ class TraceIDMiddleware:
                 exchange.finish()
                 if exchange.disconnected and _client_left(exc):
                     return  # the client's doing, logged as 499: no traceback for the server to log at ERROR
-                _attach_context(exc)
+                attach_context(exc)
                 raise
             exchange.finish()
         finally:
-            clear_context()
-            if outer is not EMPTY_CONTEXT:  # a request served inside another one, in process
-                restore_model(outer)
-                if exchange is not None:
-                    exchange.undo_hooks()
+            restore_model(outer)  # empty, unless a request served this one inside it, in process
+            if outer_fields is not None:
+                restore_scope(outer_fields)
+            if outer is not EMPTY_CONTEXT and exchange is not None:
+                exchange.undo_hooks()
 
 
 def _writing_out_logs(send: Send) -> Send:
@@ -227,12 +241,6 @@ def _client_left(exc: BaseException) -> bool:
     return requests is not None and isinstance(exc, requests.ClientDisconnect)
 
 
-def _attach_context(exc: BaseException) -> None:
-    """Record the request's context on *exc*, for records the server logs after teardown."""
-    with contextlib.suppress(Exception):  # a type that refuses attributes keeps its own behaviour
-        setattr(exc, CONTEXT_ATTRIBUTE, get_context())
-
-
 class _Frames:
     """A WebSocket's messages each way, with their payload bytes, and the close code either side sent first."""
 
@@ -285,7 +293,7 @@ class _Exchange:
         """Bind the incoming trace; with ``update_request_header``, align the request's id header with the response's."""
         self.start = _now()
         headers = scope.get("headers", ())
-        state, span_id, request_id, request_id_sent, user_agent, rejected, w3c = middleware._reader.read(headers)
+        state, span_id, request_id, request_id_sent, user_agent, rejected, w3c, fields = middleware._reader.read(headers)
         otel_context = _modules.get("opentelemetry.context")
         if otel_context is not None:  # else OpenTelemetry is not even imported: one lookup per request
             otel = current_span(otel_context, state)
@@ -295,6 +303,8 @@ class _Exchange:
         trace_id = state.trace_id
         agent = None if user_agent is None else _agent(user_agent)
         bind_trace(trace_id, span_id, agent, state)
+        if fields:
+            bind_values(fields)
         self.undo = _run_hooks() if request_hooks else None
         key = middleware._reader.header_key
         trace_bytes = trace_id.encode("latin-1")

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import MutableMapping
+from typing import Final
+from urllib.parse import quote
 
-from fapilog._internal.context import EMPTY_TRACE_STATE, RequestContext, current_model, trace_state
+from fapilog._internal.context import EMPTY_TRACE_STATE, RequestContext, current_fields, current_model, declared, trace_state
 from fapilog._internal.ids import DEFAULT_HEADER_NAME, is_header_safe, is_w3c_span_id, is_w3c_trace_id
 from fapilog._internal.incoming import MAX_BAGGAGE_BYTES, MAX_BAGGAGE_MEMBERS
 
-__all__ = ["add_header", "merge_baggage", "outgoing_headers", "trace_headers"]
+__all__ = ["add_header", "field_baggage", "merge_baggage", "outgoing_headers", "trace_headers"]
 
 _OWS = " \t"
+_BAGGAGE_SAFE: Final = "!#$&'()*+-./:<=>?@[]^_`{|}~"  # W3C baggage-octet but "%": the rest is percent-encoded
 
 
 def trace_headers(header_name: str = DEFAULT_HEADER_NAME) -> dict[str, str]:
@@ -19,9 +22,10 @@ def trace_headers(header_name: str = DEFAULT_HEADER_NAME) -> dict[str, str]:
     *header_name* gets the ``trace_id``. When the ``trace_id`` is 32 lowercase
     hex and a valid ``span_id`` is bound, a W3C ``traceparent`` names this span
     as the parent, with the trace's sampled and random flags, followed by the
-    ``tracestate`` the trace arrived with; ``baggage`` goes with any trace. A
-    ``trace_id`` that is not safe in a header is left out, so no bound value
-    can inject a header line. Empty when no trace is bound.
+    ``tracestate`` the trace arrived with; ``baggage`` goes with any trace,
+    the bound app fields declared for propagation first. A ``trace_id``
+    that is not safe in a header is left out, so no bound value can inject a
+    header line. Empty when no trace is bound.
     """
     context = current_model()
     return outgoing_headers(context, header_name, context.span_id)
@@ -40,9 +44,25 @@ def outgoing_headers(context: RequestContext, header_name: str, parent_id: str |
         headers["traceparent"] = f"00-{trace_id}-{parent_id}-{state.flags:02x}"
         if state.tracestate is not None:
             headers["tracestate"] = state.tracestate
-    if state.baggage is not None:
-        headers["baggage"] = state.baggage
+    baggage = state.baggage
+    if declared.now.propagated:
+        fields = field_baggage()
+        if fields is not None:
+            baggage = fields if baggage is None else merge_baggage(fields, baggage)
+    if baggage is not None:
+        headers["baggage"] = baggage
     return headers
+
+
+def field_baggage() -> str | None:
+    """Return the bound app fields declared for propagation as ``baggage`` members (percent-encoded), within W3C's limits."""
+    values = current_fields()
+    members = [
+        f"{name}={quote(item, safe=_BAGGAGE_SAFE)}"
+        for name in declared.now.propagated
+        if type(item := values.get(name)) is str
+    ]
+    return merge_baggage("", ",".join(members)) or None if members else None
 
 
 def add_header(headers: MutableMapping[str, str], name: str, value: str) -> None:

@@ -8,7 +8,16 @@ import sys
 import traceback
 from typing import Any, Final
 
-__all__ = ["MAX_LINE_LENGTH", "MAX_METHOD_LENGTH", "MAX_PATH_LENGTH", "MAX_USER_AGENT_LENGTH", "log_safely", "printable"]
+__all__ = [
+    "MAX_LINE_LENGTH",
+    "MAX_METHOD_LENGTH",
+    "MAX_PATH_LENGTH",
+    "MAX_USER_AGENT_LENGTH",
+    "OWN_KEYS",
+    "RECORD_ATTRIBUTES",
+    "log_safely",
+    "printable",
+]
 
 # What the logging HOWTO asks of a library: with no logging set up at all, fapilog's records (a 5xx
 # access record, a warning) are dropped, not printed as bare text by Python's last-resort handler.
@@ -26,6 +35,22 @@ MAX_LINE_LENGTH: Final = 16 * 1024
 Request ids are at most 128 characters, and method, user agent, path and URL
 are cut and escaped to printable ASCII, so even with every character JSON-escaped a
 record stays below this (Docker's log driver splits longer lines)."""
+
+# uvicorn's ``color_message`` repeats the message with ANSI codes.
+RECORD_ATTRIBUTES: Final = frozenset(
+    {*vars(logging.LogRecord("", 0, "", 0, "", None, None)), "message", "asctime", "taskName", "color_message"}
+)
+"""Attributes every LogRecord has, and those ``Formatter``, Python 3.12 and uvicorn add: never an ``extra``."""
+OWN_KEYS: Final = frozenset(
+    {
+        *("timestamp", "level", "logger", "exception", "stack", "trace_sampled"),  # the default schema's own
+        *("method", "path", "request_id", "parent_span_id", "messages_in", "messages_out", "close_code"),  # access
+        *("url", "error"),  # fapilog.client
+        *("task_name", "task_id", "state", "retries"),  # fapilog.task
+        "dropped",  # the writer's report
+    }
+)
+"""Keys fapilog's own lines and records write beside the seven fields: no app field may take one."""
 
 
 def printable(value: str, limit: int) -> str:

@@ -10,6 +10,12 @@ A value is written under a backend's typed field only when it has the type
 that field is indexed as (a string id, an integer status); anything else an
 ``extra=`` put there keeps fapilog's own name, so it can never break the
 backend's index mapping, and is never lost.
+
+App fields (``ContextFields``) follow the context fields, under their own
+name or the key their class gave for the backend (``user.id``): a nested
+object where the backend reads dotted names as paths (Elastic, Datadog), a
+plain key in Google's ``jsonPayload``; left out while unbound, as every
+unknown value is here.
 """
 
 from __future__ import annotations
@@ -20,23 +26,36 @@ import math
 import re
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
-from typing import Final, Literal, cast
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import ClassVar, Final, Literal, TypeAlias, Union, cast
 
-from fapilog._internal.context import current_model
+from fapilog._internal.context import CONTEXT_FIELDS, Declared, current_model, declared
 from fapilog._internal.jsonline import (
     CACHE_LIMIT,
     Context,
     Extras,
+    clashes,
     exception_text,
     integer,
     quote,
     text,
     value,
 )
-from fapilog._internal.log_filter import SAMPLED_FIELD, sampled
+from fapilog._internal.log_filter import SAMPLED_FIELD, app_fields_of, sampled
+from fapilog._internal.records import OWN_KEYS
 
-__all__ = ["ACCESS_LOGGER", "ECS_VERSION", "SCHEMAS", "Layout", "Schema", "datadog_id", "gcp_duration", "make_layout", "nanoseconds"]
+__all__ = [
+    "ACCESS_LOGGER",
+    "ECS_VERSION",
+    "SCHEMAS",
+    "Layout",
+    "Schema",
+    "datadog_id",
+    "gcp_duration",
+    "key_clash",
+    "make_layout",
+    "nanoseconds",
+]
 
 Schema = Literal["default", "ecs", "gcp", "datadog"]
 SCHEMAS: Final[tuple[Schema, ...]] = ("default", "ecs", "gcp", "datadog")
@@ -193,6 +212,8 @@ _NOTHING: Final[frozenset[str]] = frozenset()
 
 StaticKey = tuple[object, ...]
 """What a line's unchanging part depends on: level, logger, place in the code, process, thread."""
+Tree: TypeAlias = tuple[tuple[str, Union[str, "Tree"]], ...]
+"""Where a layout writes the app fields: each key (as JSON) and the field under it, or the keys nested in it."""
 
 
 class Layout(ABC):
@@ -203,9 +224,39 @@ class Layout(ABC):
     keyed by those attributes, in ``statics``: a bounded cache, emptied when full.
     """
 
-    def __init__(self, formatter: logging.Formatter) -> None:
+    schema: ClassVar[Schema]
+    dotted: ClassVar[bool]  # whether the backend reads a dotted key as a path: app fields' keys are nested
+
+    def __init__(self, formatter: logging.Formatter, extras: Extras) -> None:
         self.formatter = formatter
         self.statics: dict[StaticKey, tuple[str, str]] = {}
+        self.extras = extras
+        self._declared = Declared()
+        self._fields: Tree = ()
+
+    def app_fields(self, record: logging.LogRecord) -> str:
+        """Return the ``,"key":value`` pairs of the app fields bound (or given with ``extra=``) on *record*."""
+        now = declared.now
+        if now is not self._declared:
+            self._declare(now)
+        if not self._fields:
+            return ""
+        written = _tree(self._fields, record.__dict__, app_fields_of(record), self.extras.encode)
+        return f",{written}" if written else ""
+
+    def _declare(self, now: Declared) -> None:
+        """Write the app fields *now* declared from here on, each under its key for this schema."""
+        keys = now.keys.get(self.schema, {})
+        nested: dict[str, object] = {}
+        for name, key in keys.items():
+            place = nested
+            *path, last = key.split(".") if self.dotted else (key,)
+            for part in path:
+                place = place.setdefault(part, {})  # type: ignore[assignment]  # a dict: keys are checked not to clash
+            place[last] = name
+        self._fields = _as_tree(nested)
+        self.extras.declare(keys, keys.values())
+        self._declared = now
 
     @abstractmethod
     def render(self, record: logging.LogRecord, created: str, message: str, context: Context) -> str:
@@ -248,9 +299,9 @@ class Layout(ABC):
         """Return the ``,"key":value`` pairs of *record*'s exception, where this backend reads it."""
         return ""
 
-    def close(self, record: logging.LogRecord, line: str, extras: Extras, skip: frozenset[str]) -> str:
-        """Return *line* with the record's extras (but those in *skip*), its exception and its stack, closed."""
-        line += extras.render(record, skip=skip)
+    def close(self, record: logging.LogRecord, line: str, skip: frozenset[str]) -> str:
+        """Return *line* with the record's app fields, its extras (but those in *skip*), its exception and its stack, closed."""
+        line += self.app_fields(record) + self.extras.render(record, skip=skip)
         if record.exc_info or record.exc_text:
             line += self.error(record)
         if record.stack_info:
@@ -372,9 +423,11 @@ class EcsLayout(Layout):
     ``ecs-logging`` does.
     """
 
+    schema = "ecs"
+    dotted = True
+
     def __init__(self, formatter: logging.Formatter, encode: Callable[[object], str]) -> None:
-        super().__init__(formatter)
-        self._extras = Extras(_ECS_FIELDS, dotted=True, nested=True, encode=encode)
+        super().__init__(formatter, Extras(_ECS_FIELDS, dotted=True, nested=True, encode=encode))
         self._last_ids: tuple[object, object, object, str] = (None, None, None, "")
         self._nestings: dict[tuple[str, ...], Nesting | None] = {}
 
@@ -435,14 +488,15 @@ class EcsLayout(Layout):
         if plain:
             line += _plain(plain)
         nested: list[tuple[str, object]] = []
-        line += self._extras.render(record, skip=_ECS_ACCESS_EXTRAS if access else _NOTHING, skip_none=True, nested=nested)
+        line += self.app_fields(record)
+        line += self.extras.render(record, skip=_ECS_ACCESS_EXTRAS if access else _NOTHING, skip_none=True, nested=nested)
         error = self._error(record) if record.exc_info or record.exc_text or record.stack_info else ""
         if not nested:
             return line + error + "}"
         objects = self._nested(line + error, nested)
         if objects is not None:
             return line + objects + error + "}"
-        dotted = "".join(f",{quote(key)}:{self._extras.encode(item)}" for key, item in nested)
+        dotted = "".join(f",{quote(key)}:{self.extras.encode(item)}" for key, item in nested)
         return _merged(line + dotted + error + "}")  # rare: parsed and written again
 
     def _nested(self, written: str, given: list[tuple[str, object]]) -> str | None:
@@ -465,7 +519,7 @@ class EcsLayout(Layout):
         pieces, order, openings = nesting
         if any(opening in written for opening in openings):
             return None
-        encode = self._extras.encode
+        encode = self.extras.encode
         text = pieces[0]
         for index, piece in zip(order, pieces[1:], strict=True):
             text += encode(given[index][1]) + piece
@@ -586,10 +640,12 @@ class GcpLayout(Layout):
     reads first.
     """
 
+    schema = "gcp"
+    dotted = False
+
     def __init__(self, formatter: logging.Formatter, encode: Callable[[object], str], project: str | None) -> None:
-        super().__init__(formatter)
+        super().__init__(formatter, Extras(_GCP_FIELDS, dotted=False, encode=encode))
         self._trace_prefix = "" if project is None else f"projects/{project}/traces/"
-        self._extras = Extras(_GCP_FIELDS, dotted=False, encode=encode)
         self._last_ids: tuple[object, object, object, str] = (None, None, None, "")
 
     def build_static(self, record: logging.LogRecord) -> tuple[str, str]:
@@ -657,7 +713,7 @@ class GcpLayout(Layout):
             ]
         if plain:
             line += _plain(plain)
-        return self.close(record, line, self._extras, _GCP_ACCESS_EXTRAS if access else _NOTHING)
+        return self.close(record, line, _GCP_ACCESS_EXTRAS if access else _NOTHING)
 
     def error(self, record: logging.LogRecord) -> str:
         """Return the traceback as ``stack_trace``, where Error Reporting reads it first."""
@@ -742,9 +798,11 @@ class DatadogLayout(Layout):
     ``error.message`` and ``error.stack``.
     """
 
+    schema = "datadog"
+    dotted = True
+
     def __init__(self, formatter: logging.Formatter, encode: Callable[[object], str]) -> None:
-        super().__init__(formatter)
-        self._extras = Extras(_DATADOG_FIELDS, dotted=True, encode=encode)
+        super().__init__(formatter, Extras(_DATADOG_FIELDS, dotted=True, encode=encode))
         self._ids: dict[object, str | None] = {}
         self._last_ids: tuple[object, object, object, str, str, bool] = (None, None, None, "", "", True)
 
@@ -881,7 +939,7 @@ class DatadogLayout(Layout):
 
     def _tail(self, record: logging.LogRecord, line: str, access: bool) -> str:
         """Return *line* with the record's extras, exception and stack, closed."""
-        return self.close(record, line, self._extras, _DATADOG_ACCESS_EXTRAS if access else _NOTHING)
+        return self.close(record, line, _DATADOG_ACCESS_EXTRAS if access else _NOTHING)
 
     def error(self, record: logging.LogRecord) -> str:
         """Return the exception as Datadog's ``error.kind``, ``error.message`` and ``error.stack``."""
@@ -904,4 +962,51 @@ def make_layout(
         return GcpLayout(formatter, encode, project)
     if schema == "datadog":
         return DatadogLayout(formatter, encode)
+    return None
+
+
+def _as_tree(nested: dict[str, object]) -> Tree:
+    """Return nested keys as a ``Tree``: keys written as JSON, in order."""
+    return tuple((quote(key), item if isinstance(item, str) else _as_tree(item)) for key, item in nested.items())  # type: ignore[arg-type]  # a dict of the same shape
+
+
+def _tree(tree: Tree, attributes: dict[str, object], fields: Mapping[str, object], encode: Callable[[object], str]) -> str:
+    """Return the app fields under *tree* as ``"key":value`` pairs: an ``extra`` of a field's name wins; ``None`` is left out."""
+    pairs = []
+    for key, place in tree:
+        if isinstance(place, str):
+            item = attributes[place] if place in attributes else fields.get(place)
+            if item is not None:
+                pairs.append(f"{key}:{encode(item)}")
+        else:
+            inner = _tree(place, attributes, fields, encode)
+            if inner:
+                pairs.append(f"{key}:{{{inner}}}")
+    return ",".join(pairs)
+
+
+_OWN: Final[dict[str, tuple[tuple[str, ...], bool]]] = {
+    "ecs": (_ECS_FIELDS, True),
+    "gcp": (_GCP_FIELDS, False),
+    "datadog": (_DATADOG_FIELDS, True),
+}
+_PLAIN_KEYS: Final = frozenset({*CONTEXT_FIELDS, *OWN_KEYS})  # written under fapilog's names when no typed field fits
+
+
+def key_clash(schema: str, key: str, taken: Iterable[str]) -> str | None:
+    """Return why an app field cannot be written under *key* in *schema*'s lines, or ``None`` if it can.
+
+    Not empty; not a key the schema or fapilog's records write (with dotted
+    paths, not even inside one of their objects); not another field's
+    *taken* key, nor a path prefix of one either way (two fields may share
+    an object: ``user.id`` and ``user.name``).
+    """
+    own, dotted = _OWN[schema]
+    parts = key.split(".") if dotted else [key]
+    if not all(parts):
+        return "which is no key"
+    if key in own or parts[0] in _PLAIN_KEYS or (dotted and any(parts[0] == written.split(".", 1)[0] for written in own)):
+        return "which the schema writes itself: give the field another key there with keys="
+    if clashes(key, taken, dotted=dotted):
+        return "which another field's key overlaps"
     return None

@@ -1,10 +1,12 @@
 """Task runs: what every queue integration does to a job, the same way.
 
-Publishing puts the current trace into the job's metadata. A worker runs each
-job in a fresh context bound from that metadata by the HTTP edge's rules (a
-child span of the publisher's), writes one ``fapilog.task`` record when the
-run ends, and puts back the context it found, so the next job on that
-process, thread or asyncio task starts clean.
+Publishing puts the current trace into the job's metadata, with the app
+fields declared for propagation in its ``baggage``. A worker runs each job
+in a fresh context bound from that metadata by the HTTP edge's rules (a
+child span of the publisher's, with those fields), writes one
+``fapilog.task`` record when the run ends, and puts back the context and
+app fields it found, so the next job on that process, thread or asyncio task
+starts clean.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-from fapilog._internal.context import RequestContext, current_model, restore_model, trace_state
+from fapilog._internal.context import RequestContext, Scope, current_model, current_scope, restore_model, restore_scope, trace_state
 from fapilog._internal.ids import DEFAULT_HEADER_NAME
 from fapilog._internal.incoming import bind_trace_headers
 from fapilog._internal.propagation import outgoing_headers
@@ -48,13 +50,16 @@ _now: Final = time.perf_counter
 class Run:
     """One run of a job, from its start to its end."""
 
-    __slots__ = ("enclosing", "outer", "resent", "retries", "start", "state", "task_id", "task_name")
+    __slots__ = ("enclosing", "outer", "outer_fields", "resent", "retries", "start", "state", "task_id", "task_name")
 
-    def __init__(self, task_id: str, task_name: object, retries: int, outer: RequestContext, enclosing: Run | None) -> None:
+    def __init__(
+        self, task_id: str, task_name: object, retries: int, outer: RequestContext, outer_fields: Scope, enclosing: Run | None
+    ) -> None:
         self.task_id = task_id
         self.task_name = task_name
         self.retries = retries
         self.outer = outer  # the context the run found: put back when it ends
+        self.outer_fields = outer_fields  # and its app fields
         self.enclosing = enclosing  # the run this one runs inside (a job run in its caller's thread), if any
         self.start = _now()
         self.state = FAILURE  # until the integration learns better: a run cut short failed
@@ -109,15 +114,16 @@ def start_run(
     *retries*, as a job's metadata counts them, is 0 unless a positive ``int``.
     """
     outer = current_model()
+    outer_fields = current_scope()
     bind_trace_headers(carrier, header_name=header_name)
     count = retries if type(retries) is int and retries > 0 else 0
-    run = Run(task_id, task_name, count, outer, _run.get())
+    run = Run(task_id, task_name, count, outer, outer_fields, _run.get())
     _run.set(run)
     return run
 
 
 def end_run(run: Run) -> None:
-    """Write the run's ``fapilog.task`` record, then put back the context and the run it found."""
+    """Write the run's ``fapilog.task`` record, then put back the context, app fields and run it found."""
     try:
         state = run.state
         level = _LEVELS.get(state, logging.INFO)
@@ -138,3 +144,4 @@ def end_run(run: Run) -> None:
     finally:
         _run.set(run.enclosing)
         restore_model(run.outer)
+        restore_scope(run.outer_fields)

@@ -41,6 +41,7 @@ import weakref
 from itertools import islice
 from typing import Final, TextIO
 
+from fapilog._internal.log_filter import APP_FIELDS
 from fapilog._internal.records import log_safely
 
 __all__ = ["ATOMIC_WRITE", "QUEUE_SIZE", "BackgroundWriter", "flush_all", "settled", "stop_all"]
@@ -76,7 +77,11 @@ _STANDARD_COUNT: Final = len(vars(logging.LogRecord("", 0, "", 0, "", None, None
 
 
 def settled(record: logging.LogRecord) -> bool:
-    """Return whether *record* formatted later gives the line it gives now: no exception, and only values that cannot change."""
+    """Return whether *record* formatted later gives the line it gives now: no exception, and only values that cannot change.
+
+    The app fields ``ContextFilter`` put on it count as such: a mapping never
+    changed once bound, of strings, numbers and ``None``.
+    """
     if record.exc_info or type(record.msg) is not str:
         return False
     args = record.args
@@ -86,8 +91,9 @@ def settled(record: logging.LogRecord) -> bool:
         for arg in args:
             if type(arg) not in _SETTLED_TYPES:
                 return False
-    for item in islice(record.__dict__.values(), _STANDARD_COUNT, None):  # the extras, and what filters added
-        if type(item) not in _SETTLED_TYPES:
+    attributes = record.__dict__
+    for item in islice(attributes.values(), _STANDARD_COUNT, None):  # the extras, and what filters added
+        if type(item) not in _SETTLED_TYPES and item is not attributes.get(APP_FIELDS):
             return False
     return True
 
