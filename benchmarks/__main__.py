@@ -12,6 +12,7 @@ from benchmarks import (
     bench_context,
     bench_dramatiq,
     bench_enqueue,
+    bench_fields,
     bench_logging,
     bench_middleware,
     bench_rq,
@@ -24,7 +25,18 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=31, help="interleaved rounds per case")
     args = parser.parse_args()
     verdicts = []
-    for module in (bench_context, bench_middleware, bench_logging, bench_enqueue, bench_bridges, bench_celery, bench_rq, bench_dramatiq, bench_arq):
+    for module in (
+        bench_context,
+        bench_fields,
+        bench_middleware,
+        bench_logging,
+        bench_enqueue,
+        bench_bridges,
+        bench_celery,
+        bench_rq,
+        bench_dramatiq,
+        bench_arq,
+    ):
         verdicts.extend(module.run(args.rounds))
     print("\n## verdicts (medians)")
     for verdict in verdicts:

@@ -397,11 +397,14 @@ def bind_fields(fields: ContextFields) -> None:
     scope = _app_fields.get()
     values = fields.__dict__
     if isinstance(scope, FieldScope):  # the request's scope: a new mapping in it
-        with _binding:
+        _binding.acquire()  # not "with": half its cost, on every bind
+        try:
             merged = {**scope.values}
             for name in fields.__pydantic_fields_set__:
                 merged[name] = values[name]
             scope.values = merged
+        finally:
+            _binding.release()
     else:  # outside a request: a new mapping in the ContextVar
         merged = {**scope}
         for name in fields.__pydantic_fields_set__:

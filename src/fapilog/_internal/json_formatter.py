@@ -139,7 +139,12 @@ class JsonFormatter(logging.Formatter):
                 encode = self._value
                 for name, key in self._app_keys:
                     item = attributes[name] if name in attributes else fields.get(name)
-                    line += key + (quote(item) if type(item) is str else encode(item))
+                    if type(item) is str:
+                        line += key + quote(item)
+                    elif item is None:
+                        line += key + "null"
+                    else:
+                        line += key + encode(item)
             line += self._extras.render(record)
             if record.exc_info or record.exc_text:
                 exception = exception_text(self, record)
