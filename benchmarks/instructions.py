@@ -158,6 +158,7 @@ def _pieces_group() -> Iterator[tuple[str, Operation]]:
     yield "piece: bind_trace + clear_context", binds
     yield "piece: clear_context", clears
     yield "piece: _Exchange() (read, bind, reply headers) + clear_context", exchanges
+    bind_trace(TRACE_ID, SPAN_ID, "bench/1.0", EMPTY_TRACE_STATE)  # the access record's request
     access = logging.getLogger("fapilog.access")
     extra: dict[str, object] = {
         "trace_id": TRACE_ID, "span_id": SPAN_ID, "latency_ms": 1.25, "status_code": 200, "req_bytes": 0, "res_bytes": 2,
@@ -177,6 +178,7 @@ def _pieces_group() -> Iterator[tuple[str, Operation]]:
     access.propagate = True
     access.setLevel(logging.NOTSET)
     yield from _access_steps(extra)
+    clear_context()
 
 
 def _access_steps(extra: dict[str, object]) -> Iterator[tuple[str, Operation]]:
