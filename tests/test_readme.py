@@ -87,6 +87,43 @@ def test_every_python_block_that_is_no_fragment_runs_as_shown(block: Block, tmp_
     assert result.returncode == 0, f"{block.place}:\n{result.stderr}"
 
 
+LINK = re.compile(r"\[[^\]]*\]\((?P<target>[^)\s]+)\)")
+FENCE = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
+
+
+def _anchors(page: Path) -> set[str]:
+    """Return the anchors GitHub gives the headings of *page*: lower case, punctuation dropped, spaces as hyphens."""
+    anchors: set[str] = set()
+    for heading in re.findall(r"^#+ (.+)$", FENCE.sub("", page.read_text(encoding="utf-8")), re.MULTILINE):
+        slug = unique = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        repeats = 0
+        while unique in anchors:  # a repeated heading: -1, -2...
+            repeats += 1
+            unique = f"{slug}-{repeats}"
+        anchors.add(unique)
+    return anchors
+
+
+def test_every_link_between_the_pages_reaches_a_file_and_heading_that_exist() -> None:
+    """The README and docs/ link to each other's sections: a heading renamed or moved must not leave a dead link."""
+    broken = []
+    for page in PAGES:
+        for match in LINK.finditer(FENCE.sub("", page.read_text(encoding="utf-8"))):
+            target = match["target"]
+            if re.match(r"[a-z]+:", target):
+                continue  # another site's page
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            if not linked.exists() or (anchor and anchor not in _anchors(linked)):
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert broken == []
+
+
+def test_every_docs_page_is_linked_from_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert [page for page in PAGES[1:] if f"({page.relative_to(ROOT)})" not in readme] == []
+
+
 def test_every_json_block_holds_json_objects_one_a_line() -> None:
     blocks = _blocks("json")
     assert blocks

@@ -1,7 +1,7 @@
 """The same small service in each ASGI framework ``tests/test_frameworks.py`` serves, plain and under fapilog.
 
-Every module has ``app`` (the framework's own) and ``traced`` (the README's
-setup: ``TraceIDMiddleware`` around it), with the same routes:
+Every module has ``app`` (the framework's own) and ``traced`` (the setup of
+``docs/frameworks.md``: ``TraceIDMiddleware`` around it), with the same routes:
 
 - ``GET /hello``: logs "hello" on logger ``app`` and answers "hello <state>",
   the state lifespan startup set ("ready"; Django has no lifespan: "no lifespan");

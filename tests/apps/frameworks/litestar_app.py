@@ -1,4 +1,4 @@
-"""Litestar, with the logging config the README gives: its own lines go to fapilog's handler."""
+"""Litestar, with the logging config docs/frameworks.md gives: its own lines go to fapilog's handler."""
 
 from __future__ import annotations
 
