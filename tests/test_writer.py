@@ -13,7 +13,7 @@ import logging
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ class Sink(io.StringIO):
         super().__init__()
         self.gate = threading.Event()
         self.gate.set()
+        _sinks.append(self)
         self.entered = threading.Event()  # a write is in progress (held, if the gate is closed)
         self.writes: list[str] = []
 
@@ -57,6 +58,18 @@ class Sink(io.StringIO):
 
     def lines(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.getvalue().splitlines()]
+
+
+_sinks: list[Sink] = []
+
+
+@pytest.fixture(autouse=True)
+def _open_sinks() -> Iterator[None]:
+    """Open every sink's gate after the test, failed or not, before conftest closes the handlers that write to them."""
+    yield
+    for sink in _sinks:
+        sink.gate.set()
+    _sinks.clear()
 
 
 def wait_for(condition: Callable[[], bool]) -> None:
