@@ -211,8 +211,9 @@ def _access_steps(extra: dict[str, object]) -> Iterator[tuple[str, Operation]]:
 
 
 def _line_handlers() -> Iterator[tuple[str, logging.Handler]]:
-    """The stdlib floor's handler (constant formatter, no filter) and fapilog's (ContextFilter + JsonFormatter)."""
-    from fapilog import ContextFilter, JsonFormatter  # noqa: PLC0415
+    """The stdlib floor's handler (constant formatter, no filter), fapilog's filter and formatter on a plain
+    ``StreamHandler``, and the ``FapilogHandler`` ``configure_logging`` installs."""
+    from fapilog import ContextFilter, FapilogHandler, JsonFormatter  # noqa: PLC0415
 
     floor = logging.StreamHandler(NullStream())
     floor.setFormatter(_Constant())
@@ -221,6 +222,7 @@ def _line_handlers() -> Iterator[tuple[str, logging.Handler]]:
     ours.addFilter(ContextFilter())
     ours.setFormatter(JsonFormatter())
     yield "fapilog", ours
+    yield "FapilogHandler", FapilogHandler(NullStream())  # type: ignore[arg-type]  # any object with write() will do
 
 
 def _line_group() -> Iterator[tuple[str, Operation]]:
@@ -292,6 +294,38 @@ def _line_group() -> Iterator[tuple[str, Operation]]:
     clear_context()
 
 
+def _fields_group() -> Iterator[tuple[str, Operation]]:
+    """``bench_fields``: bind two app fields, a line with two app fields or the same two extras, the middleware declaring them."""
+    from benchmarks import bench_fields, bench_middleware  # noqa: PLC0415
+    from fapilog import TraceIDMiddleware, bind_context, bind_fields, clear_context  # noqa: PLC0415
+    from fapilog._internal.context import Declared, declared  # noqa: PLC0415
+
+    before = declared.now
+    without = declared.now = Declared()
+    shop_class = bench_fields._declare()
+    with_fields = declared.now
+    try:
+        for name, operation in bench_fields._bind_cases(shop_class).items():
+            yield f"fields: {name}", operation
+        clear_context()
+        bind_context(trace_id=TRACE_ID, span_id=SPAN_ID, user_agent=USER_AGENT)
+        bind_fields(shop_class(**bench_fields.FIELDS))
+        for name, operation in bench_fields._line_cases(with_fields, without).items():
+            yield f"fields: {name}", operation
+        clear_context()
+        logging.getLogger("fapilog.access").setLevel(logging.WARNING)
+        scope = bench_middleware._SCOPE
+        yield "fields: bare Starlette app", _requests(bench_middleware._app(), scope)
+        app = bench_middleware._app(TraceIDMiddleware)
+        for label, registry in (("none declared", without), ("2 declared", with_fields)):
+            declared.now = registry
+            yield f"fields: TraceIDMiddleware, access log off, app fields {label}", _requests(app, scope)
+    finally:
+        logging.getLogger("fapilog.access").setLevel(logging.NOTSET)
+        declared.now = before
+        clear_context()
+
+
 def _context_group() -> Iterator[tuple[str, Operation]]:
     """``bench_context``: bind two keys, read, clear; against structlog.contextvars."""
     import structlog.contextvars as structlog_cv  # noqa: PLC0415
@@ -328,6 +362,7 @@ GROUPS: dict[str, tuple[Callable[[], Iterator[tuple[str, Operation]]], int]] = {
     "pieces": (_pieces_group, 2_000),
     "line": (_line_group, 2_000),
     "context": (_context_group, 5_000),
+    "fields": (_fields_group, 2_000),
 }
 """Each group of scenarios, and how many operations each of its scenarios is counted over."""
 
@@ -342,7 +377,10 @@ DIFFERENCES = (
     ("request: fapilog", "request: fapilog, access line, app line off"),
     ("middleware: fapilog TraceIDMiddleware, access log off", "middleware: bare Starlette app"),
     ("middleware: asgi-correlation-id", "middleware: bare Starlette app"),
+    ("fields: TraceIDMiddleware, access log off, app fields none declared", "fields: bare Starlette app"),
+    ("fields: TraceIDMiddleware, access log off, app fields 2 declared", "fields: bare Starlette app"),
     ("line: logger.info, fapilog", "line: logger.info, stdlib floor"),
+    ("line: logger.info, FapilogHandler", "line: logger.info, stdlib floor"),
     ("line: logger.info, stdlib floor", "line: logger.info, no handler"),
     ("step: makeRecord + capture (ContextFilter's work)", "step: Logger.makeRecord (two extras)"),
     ("access step: makeRecord + capture", "access step: makeRecord (11 extras)"),
@@ -356,10 +394,23 @@ RATIOS: tuple[tuple[str, Figure, Figure], ...] = (
     ("middleware / asgi-correlation-id's (target 0.6)", DIFFERENCES[8], DIFFERENCES[9]),
     ("bind_context / bind_contextvars (target 1.0)", "context: bind_context (2 keys)", "context: structlog bind_contextvars (2 keys)"),
     ("JSON line / stdlib floor (target 1.5)", "line: logger.info, fapilog", "line: logger.info, stdlib floor"),
+    ("JSON line through FapilogHandler / stdlib floor (target 1.5)", "line: logger.info, FapilogHandler", "line: logger.info, stdlib floor"),
     *(
         (f"JSON line, schema={schema!r} / default (target 1.1)", f"line: logger.info, fapilog schema={schema!r}", "line: logger.info, fapilog")
         for schema in ("ecs", "gcp", "datadog")
     ),
+    (
+        "bind_fields (2 fields, outside a request) / bind_contextvars (target 1.0)",
+        "fields: fapilog bind_fields (2 fields), outside a request",
+        "fields: structlog bind_contextvars (2 keys)",
+    ),
+    (
+        "bind_fields (2 fields, in a request) / bind_contextvars (target 1.0)",
+        "fields: fapilog bind_fields (2 fields), in a request's scope",
+        "fields: structlog bind_contextvars (2 keys)",
+    ),
+    ("JSON line, 2 app fields / the same 2 as extra= (target 1.05)", "fields: JSON line, 2 app fields bound", "fields: JSON line, the same 2 values as extra="),
+    ("middleware, 2 app fields declared / none (reported)", DIFFERENCES[11], DIFFERENCES[10]),
 )
 
 
