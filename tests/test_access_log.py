@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any, cast
 
 import pytest
@@ -13,7 +14,7 @@ from fastapi import FastAPI, Response
 from fapilog import TraceIDMiddleware, get_context, instrument_app
 from fapilog._internal.middleware import level_by_status
 from tests.support.http import http_client
-from tests.support.records import access_records
+from tests.support.records import ListHandler, access_records
 
 
 def _app(**options: Any) -> FastAPI:
@@ -109,6 +110,67 @@ async def test_a_level_below_the_loggers_is_not_written(records: list[logging.Lo
         for status in (200, 404, 500):
             await client.get("/orders", params={"status": status})
     assert _logged(records) == [("/orders", 500, "ERROR")]
+
+
+class _NotFoundDropped(logging.Filter):
+    """A filter on ``fapilog.access`` that drops 404s and marks the rest."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.seen_by = "access filter"
+        status: object = record.__dict__["status_code"]
+        return status != 404
+
+
+def _disabled_below_warning() -> None:
+    logging.disable(logging.INFO)
+
+
+def _logger_filter() -> None:
+    logging.getLogger("fapilog.access").addFilter(_NotFoundDropped())
+
+
+def _logger_disabled() -> None:
+    logging.getLogger("fapilog.access").disabled = True  # as dictConfig's disable_existing_loggers leaves it
+
+
+_own_handlers_records: list[logging.LogRecord] = []
+
+
+def _own_handler_not_propagated() -> None:
+    """A handler of ``fapilog.access`` that only takes errors, and no propagation to the root."""
+    access = logging.getLogger("fapilog.access")
+    access.propagate = False
+    own = ListHandler(_own_handlers_records)
+    own.setLevel(logging.ERROR)
+    access.addHandler(own)
+
+
+@pytest.mark.parametrize(
+    ("setup", "root_gets", "own_handler_gets"),
+    [
+        (_disabled_below_warning, [("/orders", 404, "WARNING"), ("/orders", 500, "ERROR")], []),
+        (_logger_filter, [("/orders", 200, "INFO"), ("/orders", 500, "ERROR")], []),
+        (_logger_disabled, [], []),
+        (_own_handler_not_propagated, [], [("/orders", 500, "ERROR")]),
+    ],
+    ids=["logging.disable", "logger filter", "logger disabled", "own handler, not propagated"],
+)
+async def test_the_access_record_obeys_every_rule_of_logging(
+    setup: Callable[[], None],
+    root_gets: list[tuple[str, int, str]],
+    own_handler_gets: list[tuple[str, int, str]],
+    records: list[logging.LogRecord],
+) -> None:
+    """Levels, ``logging.disable``, logger filters, a disabled logger, handler levels and propagation: as for any record."""
+    _own_handlers_records.clear()
+    setup()
+    async with http_client(_app()) as client:
+        for status in (200, 404, 500):
+            await client.get("/orders", params={"status": status})
+    assert _logged(records) == root_gets
+    assert _logged(_own_handlers_records) == own_handler_gets
+    if setup is _logger_filter:
+        assert {access["seen_by"] for access in access_records(records)} == {"access filter"}
 
 
 @pytest.mark.parametrize(

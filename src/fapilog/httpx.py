@@ -33,7 +33,7 @@ import httpx
 from fapilog._internal.context import current_model
 from fapilog._internal.ids import DEFAULT_HEADER_NAME, generate_span_id
 from fapilog._internal.incoming import parse_traceparent
-from fapilog._internal.records import MAX_METHOD_LENGTH, MAX_PATH_LENGTH, log_safely, printable
+from fapilog._internal.records import MAX_METHOD_LENGTH, MAX_PATH_LENGTH, log_own, printable
 from fapilog._internal.propagation import add_header, outgoing_headers
 
 __all__ = ["instrument"]
@@ -141,10 +141,10 @@ class _Call:
             "latency_ms": (_now() - self.start) * 1000.0,
         }
         if error is None:
-            log_safely(client_logger, logging.INFO, "%s %s %s", method, where, status_code, extra=extra)
+            log_own(client_logger, logging.INFO, "%s %s %s", method, where, status_code, extra=extra)
         else:
             extra["error"] = type(error).__qualname__
-            log_safely(client_logger, logging.INFO, "%s %s failed: %s", method, where, extra["error"], extra=extra)
+            log_own(client_logger, logging.INFO, "%s %s failed: %s", method, where, extra["error"], extra=extra)
 
 
 def _span_of(traceparent: str) -> str | None:

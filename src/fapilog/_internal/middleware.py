@@ -24,7 +24,6 @@ from fapilog._internal.context import (
     bind_trace,
     bind_values,
     current_model,
-    get_context,
     open_request_scope,
     restore_model,
     restore_scope,
@@ -32,7 +31,7 @@ from fapilog._internal.context import (
 from fapilog._internal.ids import DEFAULT_HEADER_NAME, generate_trace_id, is_valid_request_id
 from fapilog._internal.incoming import REPLACED_MESSAGE, TraceReader, Trust
 from fapilog._internal.otel import current_span
-from fapilog._internal.records import MAX_METHOD_LENGTH, MAX_PATH_LENGTH, MAX_USER_AGENT_LENGTH, log_safely, printable
+from fapilog._internal.records import MAX_METHOD_LENGTH, MAX_PATH_LENGTH, MAX_USER_AGENT_LENGTH, log_own, log_safely, printable
 from fapilog._internal.writer import stop_all
 
 __all__ = ["AnyASGIApp", "TraceIDMiddleware", "level_by_status"]
@@ -446,12 +445,15 @@ class _Exchange:
             latency_ms = (_now() - self.start) * 1000.0
             method = printable(self.method, MAX_METHOD_LENGTH)
             path = printable(raw_path, MAX_PATH_LENGTH)
+            context = current_model().__dict__  # the seven, as get_context() has them, without its copy
             extra = {
-                **get_context(),
-                "status_code": status,
+                "trace_id": context["trace_id"],
+                "span_id": context["span_id"],
                 "latency_ms": latency_ms,
+                "status_code": status,
                 "req_bytes": self.req_bytes,
                 "res_bytes": 0 if method == "HEAD" else self.res_bytes,  # the server sends no body
+                "user_agent": context["user_agent"],
                 "method": method,
                 "path": path,
                 "parent_span_id": self.parent_span_id,
@@ -462,7 +464,7 @@ class _Exchange:
                 extra["messages_in"] = frames.received
                 extra["messages_out"] = frames.sent
                 extra["close_code"] = frames.close_code
-            log_safely(access_logger, level, "%s %s %s", method, path, status, extra=extra)
+            log_own(access_logger, level, "%s %s %s", method, path, status, extra=extra)
 
 
 def _run_hooks() -> list[Callable[[], object]]:

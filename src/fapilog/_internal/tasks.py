@@ -21,7 +21,7 @@ from fapilog._internal.context import RequestContext, Scope, current_model, curr
 from fapilog._internal.ids import DEFAULT_HEADER_NAME
 from fapilog._internal.incoming import bind_trace_headers
 from fapilog._internal.propagation import outgoing_headers
-from fapilog._internal.records import MAX_PATH_LENGTH, log_safely, printable
+from fapilog._internal.records import MAX_PATH_LENGTH, log_own, printable
 
 __all__ = [
     "FAILURE",
@@ -140,7 +140,7 @@ def end_run(run: Run) -> None:
                 "retries": run.retries,
                 "latency_ms": (_now() - run.start) * 1000.0,
             }
-            log_safely(_task_logger, level, "%s[%s] %s", name, task_id, state, extra=extra)
+            log_own(_task_logger, level, "%s[%s] %s", name, task_id, state, extra=extra)
     finally:
         _run.set(run.enclosing)
         restore_model(run.outer)
