@@ -15,11 +15,13 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from fapilog import bind_context, configure_logging, instrument_app
+from fapilog import ContextFilter, FapilogHandler, JsonFormatter, bind_context, configure_logging, instrument_app
 from fapilog._internal.configure import SERVER_ACCESS_LOGGERS, SERVER_LOGGERS, HandlerOptions
-from fapilog._internal.schemas import ECS_VERSION
+from fapilog._internal.schemas import ECS_VERSION, Schema
 from fapilog.log_config import ENQUEUE_LOG_CONFIG, ENQUEUE_PATH, LOG_CONFIG, PATH
 from tests.support.http import running_server
+from tests.support.lines import SCHEMAS
+from tests.support.records import make_record
 
 
 def lines(stream: io.StringIO) -> list[dict[str, Any]]:
@@ -225,3 +227,84 @@ def test_configure_logging_keeps_a_gcp_project_with_its_schema_and_takes_a_new_o
     assert configure_logging(stream=io.StringIO()).options == HandlerOptions(schema="gcp", project="first", encoder="orjson")
     assert configure_logging(stream=io.StringIO(), project="second").options.project == "second"
     assert configure_logging(stream=io.StringIO(), schema="gcp").options.project is None
+
+
+# FapilogHandler writes in one step what StreamHandler + ContextFilter + JsonFormatter write step by step.
+
+
+def _kinds() -> list[logging.LogRecord]:
+    """One record of each kind a handler meets, at a fixed time: built afresh for each handler."""
+    try:
+        raise ValueError("broken order")
+    except ValueError:
+        failure = sys.exc_info()
+    return [
+        make_record("order %s placed", (42,), created=1_700_000_000.123, extra={"order_id": 42, "customer": "c-1"}),
+        make_record("plain", created=1_700_000_000.5, name="uvicorn.error", levelno=logging.WARNING),
+        make_record("failed", None, failure, created=1_700_000_001.0, levelno=logging.ERROR),
+        make_record("with stack", created=1_700_000_001.25, stack_info="Stack (most recent call last):\n  here"),
+        make_record("%d items", ("many",), created=1_700_000_002.0),  # arguments that do not fit
+        make_record({"not": "a string"}, created=1_700_000_003.0, trace_id="from-extra"),
+    ]
+
+
+@pytest.mark.parametrize("schema", SCHEMAS)
+def test_fapilog_handler_writes_the_lines_a_stream_handler_with_its_filter_and_formatter_writes(schema: Schema) -> None:
+    bind_context(trace_id="4bf92f3577b34da6a3ce929d0e0e4736", span_id="00f067aa0ba902b7", user_agent="curl/8.5.0")
+    ours, theirs = io.StringIO(), io.StringIO()
+    handler = FapilogHandler(ours, schema=schema)
+    stream_handler = logging.StreamHandler(theirs)
+    stream_handler.addFilter(ContextFilter())
+    stream_handler.setFormatter(JsonFormatter(schema))
+    for record in _kinds():
+        assert handler.handle(record) is True
+    for record in _kinds():
+        stream_handler.handle(record)
+    assert ours.getvalue() == theirs.getvalue()
+    assert len(ours.getvalue().splitlines()) == len(_kinds())
+
+
+def test_a_handler_after_fapilog_handler_finds_the_context_on_the_record() -> None:
+    bind_context(trace_id="t-9")
+    plain = io.StringIO()
+    second = logging.StreamHandler(plain)
+    second.setFormatter(logging.Formatter("%(trace_id)s %(trace_sampled)s %(message)s"))
+    logger = logging.getLogger("app.handlers")
+    logger.handlers[:] = [FapilogHandler(io.StringIO()), second]
+    logger.warning("seen")
+    assert plain.getvalue() == "t-9 None seen\n"
+
+
+class _Marking(FapilogHandler):
+    """A subclass that changes how a line is formatted: one key more, first."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return '{"marked":true,' + super().format(record)[1:]
+
+
+def test_a_filter_added_to_fapilog_handler_and_a_subclass_s_method_still_apply() -> None:
+    bind_context(trace_id="t-1")
+    filtered, marked = io.StringIO(), io.StringIO()
+    handler = FapilogHandler(filtered)
+    handler.addFilter(lambda record: record.levelno >= logging.WARNING)
+    logger = logging.getLogger("app.handlers")
+    logger.handlers[:] = [handler, _Marking(marked)]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.info("dropped by the filter")
+    logger.warning("kept")
+    assert [(line["message"], line["trace_id"]) for line in lines(filtered)] == [("kept", "t-1")]
+    assert [(line["marked"], line["message"], line["trace_id"]) for line in lines(marked)] == [
+        (True, "dropped by the filter", "t-1"),
+        (True, "kept", "t-1"),
+    ]
+
+
+def test_fapilog_handler_with_its_formatter_taken_away_writes_what_any_stream_handler_does() -> None:
+    stream = io.StringIO()
+    handler = FapilogHandler(stream)
+    handler.setFormatter(None)
+    logger = logging.getLogger("app.handlers")
+    logger.handlers[:] = [handler]
+    logger.warning("order %s placed", 42)
+    assert stream.getvalue() == "order 42 placed\n"

@@ -26,6 +26,10 @@ SERVER_LOGGERS: Final = (
 )
 
 
+_STEPS: Final = ("filter", "acquire", "release", "format", "emit", "flush")
+"""What ``Handler.handle`` calls: a class that overrides none lets ``FapilogHandler.handle`` do them in one step."""
+
+
 @dataclass(frozen=True)
 class HandlerOptions:
     """What a ``FapilogHandler`` writes and how: what ``configure_logging`` keeps when it replaces one."""
@@ -67,8 +71,42 @@ class FapilogHandler(logging.StreamHandler[TextIO]):
         formatter = JsonFormatter(schema, project=project, encoder=encoder)  # first: a bad name raises before any setup
         super().__init__(stream)
         self.setFormatter(formatter)
-        self.addFilter(ContextFilter())
+        self._context: Final = ContextFilter()
+        self.addFilter(self._context)
         self.options: Final = HandlerOptions(schema, project, encoder, enqueue, queue_size)
+        cls = type(self)
+        self._plain: Final = all(getattr(cls, name) is getattr(logging.StreamHandler, name) for name in _STEPS)
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        """Enrich, format and write *record* as ``StreamHandler`` does, in one step while nothing was added or overridden.
+
+        With its own ``ContextFilter`` its only filter, a formatter set and
+        ``StreamHandler``'s methods: the context captured, the lock taken once,
+        the line written and flushed, a failure passed to ``handleError``.
+        Otherwise ``Handler.handle``, step by step.
+        """
+        filters = self.filters
+        formatter = self.formatter
+        if not self._plain or len(filters) != 1 or filters[0] is not self._context or formatter is None:
+            return super().handle(record)
+        capture(record)
+        lock = self.lock
+        if lock:
+            lock.acquire()
+        try:
+            try:
+                stream = self.stream
+                stream.write(formatter.format(record) + self.terminator)  # issue 35046: one write
+                if bool(stream) and hasattr(stream, "flush"):
+                    stream.flush()
+            except RecursionError:  # as StreamHandler: see issue 36272
+                raise
+            except Exception:
+                self.handleError(record)
+        finally:
+            if lock:
+                lock.release()
+        return True
 
 
 class _QueuedHandler(FapilogHandler):
@@ -77,7 +115,6 @@ class _QueuedHandler(FapilogHandler):
     def __init__(self, stream: TextIO | None = None, *, queue_size: int = QUEUE_SIZE, **options: Any) -> None:
         super().__init__(stream, queue_size=queue_size, **options)  # FapilogHandler's options, checked there
         self.writer: Final = BackgroundWriter(self, queue_size)
-        self._context: Final = self.filters[0]
 
     def handle(self, record: logging.LogRecord) -> bool:
         """Run the filters (``ContextFilter`` captures the context, here on the logging thread) and queue *record*.
