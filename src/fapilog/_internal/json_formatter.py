@@ -11,7 +11,9 @@ from typing import Final, Literal
 from fapilog._internal import jsonline
 from fapilog._internal.context import Declared, declared
 from fapilog._internal.jsonline import (
+    BIG,
     MILLISECONDS,
+    SMALL,
     Extras,
     Quoted,
     context_fields,
@@ -124,6 +126,21 @@ class JsonFormatter(logging.Formatter):
             )
             if latency_ms is status_code is req_bytes is res_bytes is None:  # before the response: the usual line
                 line += _UNMEASURED + (quote(user_agent) if type(user_agent) is str else value(user_agent))
+            elif (
+                type(latency_ms) is float
+                and type(status_code) is int
+                and type(req_bytes) is int
+                and type(res_bytes) is int
+                and latency_ms - latency_ms == 0  # finite
+                and SMALL < status_code < BIG
+                and SMALL < req_bytes < BIG
+                and SMALL < res_bytes < BIG
+            ):  # an access record: its measurements written directly, as value() writes them
+                line += (
+                    f',"latency_ms":{float.__repr__(latency_ms)},"status_code":{int.__repr__(status_code)},'
+                    f'"req_bytes":{int.__repr__(req_bytes)},"res_bytes":{int.__repr__(res_bytes)},'
+                    f'"user_agent":{quote(user_agent) if type(user_agent) is str else value(user_agent)}'
+                )
             else:
                 line += (
                     f',"latency_ms":{value(latency_ms)},"status_code":{value(status_code)},'

@@ -25,6 +25,7 @@ from fapilog._internal.log_filter import APP_FIELDS, SAMPLED_FIELD, record_conte
 from fapilog._internal.records import RECORD_ATTRIBUTES
 
 __all__ = [
+    "BIG",
     "CACHE_LIMIT",
     "Context",
     "Extras",
@@ -32,6 +33,7 @@ __all__ = [
     "NOT_EXTRA",
     "Plan",
     "Quoted",
+    "SMALL",
     "context_fields",
     "context_of",
     "date_of",
@@ -110,8 +112,10 @@ def integer(item: object) -> str | None:
     return None
 
 
-_BIG: Final = 10**600  # ints this long may pass sys.get_int_max_str_digits() (640 at least): value() copes
-_SMALL: Final = -_BIG
+BIG: Final = 10**600
+"""Ints between ``SMALL`` and this are written by ``int.__repr__`` at once; longer ones may pass
+``sys.get_int_max_str_digits()`` (640 at least), and ``value()`` copes."""
+SMALL: Final = -BIG
 
 CACHE_LIMIT: Final = 4096
 """Entries a cache of written text keeps at most: logger names, keys, places in the code are few."""
@@ -233,7 +237,7 @@ class Extras:
             kind = type(item)
             if kind is str:  # the usual extras, written inline: a call costs as much as a field
                 line += key + quote(item)
-            elif kind is int and _SMALL < item < _BIG:
+            elif kind is int and SMALL < item < BIG:
                 line += key + int.__repr__(item)
             elif item is None:
                 if not skip_none:

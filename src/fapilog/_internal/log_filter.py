@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from fapilog._internal.context import (
+    EMPTY_TRACE_STATE,
     SAMPLED,
     BoundValues,
     RequestContext,
@@ -61,13 +62,14 @@ def sampled(model: RequestContext, trace_id: object) -> bool | None:
     return state.flags & SAMPLED == SAMPLED if state.trace_id == trace_id else None
 
 
-def capture(record: logging.LogRecord) -> None:
+def capture(record: logging.LogRecord) -> bool:
     """Put on *record* everything fapilog's formatters read of the context.
 
     The seven fields (a value given with ``extra=`` wins; a record about an
     exception that escaped a request gets that request's context), as
     ``trace_sampled`` the sampled flag of the record's trace and, once a
     ``ContextFields`` subclass exists, the app fields bound as ``fapilog_fields``.
+    Returns ``True``: a filter that keeps every record.
     """
     model = current_model()
     fields: Mapping[str, object] = model.__dict__  # read only: cheaper than get_context's copy
@@ -81,10 +83,13 @@ def capture(record: logging.LogRecord) -> None:
         for key, value in fields.items():
             if key not in attributes:
                 attributes[key] = value
-    if SAMPLED_FIELD not in attributes:
-        attributes[SAMPLED_FIELD] = sampled(model, attributes["trace_id"])
+    if SAMPLED_FIELD not in attributes:  # sampled(), inline: once per record
+        private = model.__pydantic_private__
+        state = EMPTY_TRACE_STATE if private is None else private["_trace"]
+        attributes[SAMPLED_FIELD] = state.flags & SAMPLED == SAMPLED if state.trace_id == attributes["trace_id"] else None
     if declared.now.names:
         attributes[APP_FIELDS] = current_fields() if app is None else app
+    return True
 
 
 class ContextFilter(logging.Filter):
@@ -95,7 +100,4 @@ class ContextFilter(logging.Filter):
     Attach it to a handler (not a logger) so records of every logger pass it.
     """
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Enrich *record*; never drop it."""
-        capture(record)
-        return True
+    filter = staticmethod(capture)  # enrich the record, never drop it: capture itself, one call less per record
