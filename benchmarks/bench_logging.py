@@ -8,6 +8,8 @@ Measured in the same run:
 - the stdlib floor: the same ``logger.info`` through a handler whose formatter
   returns a constant (record creation, ``findCaller``, handler lock): the
   share of fapilog's line that is not fapilog's;
+- the same line through ``FapilogHandler``, the handler ``configure_logging``
+  installs (its filter and formatter in one step under its lock);
 - fapilog's line under each schema, against the default one;
 - fapilog with ``encoder="orjson"`` against structlog rendering with orjson,
   on the same line and on one with a 16-item ``dict`` extra too (the only
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TextIO, cast
 
 import orjson
 import structlog
@@ -27,7 +29,7 @@ from asgi_correlation_id.context import correlation_id
 from pythonjsonlogger.json import JsonFormatter as PythonJsonFormatter
 
 from benchmarks._timing import NullStream, Verdict, measure, report
-from fapilog import ContextFilter, JsonFormatter, bind_context
+from fapilog import ContextFilter, FapilogHandler, JsonFormatter, bind_context
 from fapilog._internal.schemas import Schema
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -37,6 +39,7 @@ EXTRA: dict[str, object] = {"order_id": 42, "customer": "c-1187"}
 ORDER: dict[str, object] = {f"item_{index}": f"sku-{index}" if index % 2 else index for index in range(16)}
 
 FAPILOG = "fapilog ContextFilter + JsonFormatter"
+FAPILOG_HANDLER = "fapilog FapilogHandler (configure_logging's)"
 FLOOR = "stdlib floor (constant formatter, no filter)"
 PYTHON_JSON_LOGGER = "python-json-logger + CorrelationIdFilter"
 STRUCTLOG = "structlog merge_contextvars + JSONRenderer"
@@ -135,8 +138,13 @@ def run(rounds: int) -> list[Verdict]:
     structlog.contextvars.bind_contextvars(trace_id=TRACE_ID, span_id=SPAN_ID, user_agent=USER_AGENT)
     ours = _stdlib_logger("bench.fapilog", ContextFilter(), JsonFormatter())
     ours_orjson = _stdlib_logger("bench.fapilog.orjson", ContextFilter(), JsonFormatter(encoder="orjson"))
+    handler_logger = logging.getLogger("bench.fapilog.handler")
+    handler_logger.handlers[:] = [FapilogHandler(cast(TextIO, NullStream()))]  # a TextIO for what a handler calls: write, flush
+    handler_logger.setLevel(logging.INFO)
+    handler_logger.propagate = False
     cases = {
         FAPILOG: _stdlib_case(ours),
+        FAPILOG_HANDLER: _stdlib_case(handler_logger),
         **{
             f"fapilog schema={schema!r}": _stdlib_case(_stdlib_logger(f"bench.fapilog.{schema}", ContextFilter(), JsonFormatter(schema)))
             for schema in SCHEMAS
@@ -181,6 +189,7 @@ def run(rounds: int) -> list[Verdict]:
         Verdict(f"JSON line / {PYTHON_JSON_LOGGER}", ours_ns, t[PYTHON_JSON_LOGGER], 1.0),
         Verdict(f"JSON line / {STRUCTLOG}", ours_ns, t[STRUCTLOG], 1.0),
         Verdict("JSON line / stdlib floor (the rest is fapilog's)", ours_ns, t[FLOOR], 1.5),  # issue #23
+        Verdict("JSON line through FapilogHandler / stdlib floor", t[FAPILOG_HANDLER], t[FLOOR], None),
         *(Verdict(f"JSON line, schema {schema!r} / default schema", t[f"fapilog schema={schema!r}"], ours_ns, 1.1) for schema in SCHEMAS),
         *(Verdict(f"access record, schema {schema!r} / default schema", a[schema], a["default"], None) for schema in SCHEMAS),
         Verdict("orjson JSON line / structlog with orjson", t[FAPILOG_ORJSON], t[STRUCTLOG_ORJSON], None),
