@@ -150,7 +150,7 @@ def _pieces_group() -> Iterator[tuple[str, Operation]]:
 
     def exchanges(n: int) -> None:
         for _ in range(n):
-            _Exchange(middleware, dict(_SCOPE), nothing, nothing)
+            _Exchange(middleware, dict(_SCOPE), nothing, nothing, None)  # no app fields declared
             clear_context()
 
     yield "piece: TraceReader.read (no trace headers)", reads

@@ -357,6 +357,22 @@ async def test_a_request_served_in_process_inside_another_leaves_the_outer_reque
     assert Shop.current() == Shop()
 
 
+async def test_a_request_served_in_process_that_clears_its_context_leaves_its_callers_fields_intact() -> None:
+    app = FastAPI()
+
+    @app.get("/clears")
+    async def clears() -> dict[str, Any]:
+        clear_context()  # the request's scope is gone: this bind lands where a script's would
+        bind_fields(Shop(user_id="after-clear"))
+        return Shop.current().model_dump()
+
+    bind_fields(Shop(user_id="script", tenant_id="acme"))
+    async with http_client(instrument_app(app)) as client:
+        response = await client.get("/clears")
+    assert response.json() == {"user_id": "after-clear", "tenant_id": None}
+    assert Shop.current() == Shop(user_id="script", tenant_id="acme")
+
+
 async def test_a_bind_in_a_task_the_request_spawned_reaches_the_request_and_a_task_outliving_it_keeps_them() -> None:
     release = asyncio.Event()
     spawned: list[asyncio.Task[Shop]] = []

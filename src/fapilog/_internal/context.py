@@ -9,9 +9,10 @@ incoming parent span) rides in the same model as a pydantic private
 attribute: not one of the seven fields users read and bind, but swapped,
 snapshotted and cleared with them, atomically.
 
-An app's own fields (``ContextFields``) are a second layer beside the seven,
-in a ``ContextVar`` of their own: see "App fields" below. So is the context
-attached to an exception that escapes a request, for the lines logged after.
+An app's own fields (``ContextFields``) are a second layer beside the seven:
+a request's in a scope its model carries, elsewhere in a ``ContextVar`` of
+their own: see "App fields" below. So is the context attached to an
+exception that escapes a request, for the lines logged after.
 """
 
 from __future__ import annotations
@@ -59,10 +60,10 @@ __all__ = [
     "declared",
     "fields_of",
     "get_context",
-    "open_request_scope",
     "restore_model",
-    "restore_scope",
+    "restore_unscoped",
     "trace_state",
+    "unscoped_fields",
 ]
 
 
@@ -95,6 +96,15 @@ class TraceState(NamedTuple):  # a NamedTuple: immutable, and built per request 
 EMPTY_TRACE_STATE: Final = TraceState()
 
 
+class FieldScope:
+    """The app fields bound in one request: shared by every copy of its context."""
+
+    __slots__ = ("values",)
+
+    def __init__(self) -> None:
+        self.values: dict[str, object] = {}  # replaced whole on a bind, never changed: readers hold it safely
+
+
 class RequestContext(BaseModel):
     """What fapilog knows about the request being served, ``None`` until known."""
 
@@ -109,6 +119,7 @@ class RequestContext(BaseModel):
     user_agent: str | None = None
 
     _trace: TraceState = PrivateAttr(default=EMPTY_TRACE_STATE)  # propagation only; not a field
+    _fields: FieldScope | None = PrivateAttr(default=None)  # the app fields of the request it was bound for
 
 
 class ContextDict(TypedDict):
@@ -185,11 +196,14 @@ def bind_context(**kwargs: Unpack[ContextUpdate]) -> None:
     _request_context.set(_trusted_model({**current.__dict__, **kwargs}, current.__pydantic_private__))
 
 
-def bind_trace(trace_id: str, span_id: str, user_agent: str | None, state: TraceState) -> None:
-    """Bind a trace fapilog itself checked, and its propagation *state*, without validating again."""
+def bind_trace(trace_id: str, span_id: str, user_agent: str | None, state: TraceState, fields: FieldScope | None = None) -> None:
+    """Bind a trace fapilog itself checked, and its propagation *state*, without validating again.
+
+    *fields*: the app-field scope of the request this trace is bound for.
+    """
     current = _request_context.get()
     if current is EMPTY_CONTEXT:  # the usual case: a literal is cheaper than a merge
-        fields: dict[str, object] = {
+        values: dict[str, object] = {
             "trace_id": trace_id,
             "span_id": span_id,
             "latency_ms": None,
@@ -199,8 +213,8 @@ def bind_trace(trace_id: str, span_id: str, user_agent: str | None, state: Trace
             "user_agent": user_agent,
         }
     else:
-        fields = {**current.__dict__, "trace_id": trace_id, "span_id": span_id, "user_agent": user_agent}
-    _request_context.set(_trusted_model(fields, {"_trace": state}))
+        values = {**current.__dict__, "trace_id": trace_id, "span_id": span_id, "user_agent": user_agent}
+    _request_context.set(_trusted_model(values, {"_trace": state, "_fields": fields}))
 
 
 def _trusted_model(fields: dict[str, object], private: dict[str, object] | None) -> RequestContext:
@@ -241,34 +255,35 @@ def restore_model(model: RequestContext) -> None:
 # FastAPI runs a sync dependency in a worker thread, in a *copy* of the
 # request's context: a ContextVar set there is lost to the endpoint and the
 # middleware. So a request's fields live in a scope object every copy of its
-# context shares (the middleware puts a fresh one in for each request), whose
-# one mapping a bind replaces whole: a bind anywhere in the request is seen by
-# all that follows in it, a reader never sees half a bind, and the next
-# request starts from a scope of its own. Outside a request the ContextVar
-# holds the mapping itself, and a bind sets a new one, as bind_context sets a
-# new model. Either way a mapping, once stored, is never changed.
-
-
-class FieldScope:
-    """The app fields bound in one request: shared by every copy of its context."""
-
-    __slots__ = ("values",)
-
-    def __init__(self) -> None:
-        self.values: dict[str, object] = {}  # replaced whole on a bind, never changed: readers hold it safely
+# context shares: the request's model carries it (the middleware binds a
+# fresh one with each request's trace, and bind_context keeps it), and its
+# one mapping a bind replaces whole. A bind anywhere in the request is seen
+# by all that follows in it, a reader never sees half a bind, the next
+# request starts from a scope of its own, and serving a request costs no
+# ContextVar of its own. Outside a request (no scope on the model) the
+# ContextVar holds the mapping itself, and a bind sets a new one, as
+# bind_context sets a new model. Either way a mapping, once stored, is never
+# changed.
 
 
 Scope = dict[str, object] | FieldScope
-"""What the ContextVar holds: a request's scope, or (elsewhere) the fields themselves."""
+"""Where app fields are bound now: a request's scope, or (elsewhere) the fields themselves."""
 
 _UNBOUND: Final[dict[str, object]] = {}  # never changed: every bind makes a new mapping
-_app_fields: Final[contextvars.ContextVar[Scope]] = contextvars.ContextVar("fapilog_app_fields", default=_UNBOUND)
+_app_fields: Final[contextvars.ContextVar[dict[str, object]]] = contextvars.ContextVar("fapilog_app_fields", default=_UNBOUND)
 _binding: Final = threading.Lock()  # two threads of one request binding at once: neither bind is lost
 
-current_scope: Final = _app_fields.get
-"""Return the current app-field scope, to put back later with ``restore_scope``."""
-restore_scope: Final = _app_fields.set
-"""Make *scope* (one ``current_scope`` returned) current again."""
+unscoped_fields: Final = _app_fields.get
+"""Return the app fields bound outside any request's scope, to put back later with ``restore_unscoped``."""
+restore_unscoped: Final = _app_fields.set
+"""Make a mapping ``unscoped_fields`` returned current again."""
+
+
+def current_scope() -> Scope:
+    """Return where app fields are bound now: the request's scope, else the fields bound outside one."""
+    private = _request_context.get().__pydantic_private__
+    scope: FieldScope | None = None if private is None else private["_fields"]
+    return _app_fields.get() if scope is None else scope
 
 
 def fields_of(scope: Scope) -> Mapping[str, object]:
@@ -278,25 +293,14 @@ def fields_of(scope: Scope) -> Mapping[str, object]:
 
 def current_fields() -> Mapping[str, object]:
     """Return the app fields bound now, by name: a mapping that never changes."""
-    scope = _app_fields.get()
-    return scope.values if isinstance(scope, FieldScope) else scope  # as fields_of, inline: once per line
-
-
-def open_request_scope() -> Scope | None:
-    """Give the request being served a fresh scope of its own; return the one it replaces.
-
-    ``None``, and nothing done, while no ``ContextFields`` subclass exists.
-    """
-    if not declared.now.names:
-        return None
-    previous = _app_fields.get()
-    _app_fields.set(FieldScope())
-    return previous
+    private = _request_context.get().__pydantic_private__  # as current_scope, inline: once per line
+    scope: FieldScope | None = None if private is None else private["_fields"]
+    return _app_fields.get() if scope is None else scope.values
 
 
 def bind_values(values: Mapping[str, object]) -> None:
     """Bind app-field *values* fapilog checked itself (from an incoming ``baggage``)."""
-    scope = _app_fields.get()
+    scope = current_scope()
     if isinstance(scope, FieldScope):
         with _binding:
             scope.values = {**scope.values, **values}
@@ -394,9 +398,10 @@ def bind_fields(fields: ContextFields) -> None:
     """
     if not isinstance(fields, ContextFields):
         raise TypeError(f"bind_fields takes an instance of a ContextFields subclass, not {type(fields).__qualname__}")
-    scope = _app_fields.get()
+    private = _request_context.get().__pydantic_private__  # as current_scope, inline: once per bind
+    scope: FieldScope | None = None if private is None else private["_fields"]
     values = fields.__dict__
-    if isinstance(scope, FieldScope):  # the request's scope: a new mapping in it
+    if scope is not None:  # the request's scope: a new mapping in it
         _binding.acquire()  # not "with": half its cost, on every bind
         try:
             merged = {**scope.values}
@@ -406,7 +411,7 @@ def bind_fields(fields: ContextFields) -> None:
         finally:
             _binding.release()
     else:  # outside a request: a new mapping in the ContextVar
-        merged = {**scope}
+        merged = {**_app_fields.get()}
         for name in fields.__pydantic_fields_set__:
             merged[name] = values[name]
         _app_fields.set(merged)

@@ -20,13 +20,15 @@ from starlette.types import Message, Receive, Scope, Send
 
 from fapilog._internal.context import (
     EMPTY_CONTEXT,
+    FieldScope,
     attach_context,
     bind_trace,
     bind_values,
     current_model,
-    open_request_scope,
+    declared,
     restore_model,
-    restore_scope,
+    restore_unscoped,
+    unscoped_fields,
 )
 from fapilog._internal.ids import DEFAULT_HEADER_NAME, generate_trace_id, is_valid_request_id
 from fapilog._internal.incoming import REPLACED_MESSAGE, TraceReader, Trust
@@ -139,10 +141,11 @@ class TraceIDMiddleware:
             return
         scope[_BOUND] = True
         outer = current_model()
-        outer_fields = open_request_scope()
+        fields = FieldScope() if declared.now.names else None  # bound with the request's trace: no ContextVar to set
+        outer_fields = None if fields is None else unscoped_fields()
         exchange: _Exchange | None = None
         try:
-            exchange = _Exchange(self, scope, receive, send)
+            exchange = _Exchange(self, scope, receive, send, fields)
             try:
                 if scope_type == "http":
                     await self.app(scope, exchange.receive, exchange.send)
@@ -158,8 +161,8 @@ class TraceIDMiddleware:
             exchange.finish()
         finally:
             restore_model(outer)  # empty, unless a request served this one inside it, in process
-            if outer_fields is not None:
-                restore_scope(outer_fields)
+            if outer_fields is not None and unscoped_fields() is not outer_fields:  # the app cleared its context
+                restore_unscoped(outer_fields)
             if outer is not EMPTY_CONTEXT and exchange is not None:
                 exchange.undo_hooks()
 
@@ -288,11 +291,11 @@ class _Exchange:
         "undo",
     )
 
-    def __init__(self, middleware: TraceIDMiddleware, scope: Scope, receive: Receive, send: Send) -> None:
+    def __init__(self, middleware: TraceIDMiddleware, scope: Scope, receive: Receive, send: Send, fields: FieldScope | None) -> None:
         """Bind the incoming trace; with ``update_request_header``, align the request's id header with the response's."""
         self.start = _now()
         headers = scope.get("headers", ())
-        state, span_id, request_id, request_id_sent, user_agent, rejected, w3c, fields = middleware._reader.read(headers)
+        state, span_id, request_id, request_id_sent, user_agent, rejected, w3c, incoming_fields = middleware._reader.read(headers)
         otel_context = _modules.get("opentelemetry.context")
         if otel_context is not None:  # else OpenTelemetry is not even imported: one lookup per request
             otel = current_span(otel_context, state)
@@ -301,9 +304,9 @@ class _Exchange:
                 w3c = True
         trace_id = state.trace_id
         agent = None if user_agent is None else _agent(user_agent)
-        bind_trace(trace_id, span_id, agent, state)
-        if fields:
-            bind_values(fields)
+        bind_trace(trace_id, span_id, agent, state, fields)
+        if incoming_fields:
+            bind_values(incoming_fields)
         self.undo = _run_hooks() if request_hooks else None
         key = middleware._reader.header_key
         trace_bytes = trace_id.encode("latin-1")

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-from fapilog._internal.context import RequestContext, Scope, current_model, current_scope, restore_model, restore_scope, trace_state
+from fapilog._internal.context import RequestContext, current_model, restore_model, restore_unscoped, trace_state, unscoped_fields
 from fapilog._internal.ids import DEFAULT_HEADER_NAME
 from fapilog._internal.incoming import bind_trace_headers
 from fapilog._internal.propagation import outgoing_headers
@@ -53,13 +53,13 @@ class Run:
     __slots__ = ("enclosing", "outer", "outer_fields", "resent", "retries", "start", "state", "task_id", "task_name")
 
     def __init__(
-        self, task_id: str, task_name: object, retries: int, outer: RequestContext, outer_fields: Scope, enclosing: Run | None
+        self, task_id: str, task_name: object, retries: int, outer: RequestContext, outer_fields: dict[str, object], enclosing: Run | None
     ) -> None:
         self.task_id = task_id
         self.task_name = task_name
         self.retries = retries
         self.outer = outer  # the context the run found: put back when it ends
-        self.outer_fields = outer_fields  # and its app fields
+        self.outer_fields = outer_fields  # and the app fields bound outside a request's scope
         self.enclosing = enclosing  # the run this one runs inside (a job run in its caller's thread), if any
         self.start = _now()
         self.state = FAILURE  # until the integration learns better: a run cut short failed
@@ -114,7 +114,7 @@ def start_run(
     *retries*, as a job's metadata counts them, is 0 unless a positive ``int``.
     """
     outer = current_model()
-    outer_fields = current_scope()
+    outer_fields = unscoped_fields()
     bind_trace_headers(carrier, header_name=header_name)
     count = retries if type(retries) is int and retries > 0 else 0
     run = Run(task_id, task_name, count, outer, outer_fields, _run.get())
@@ -144,4 +144,4 @@ def end_run(run: Run) -> None:
     finally:
         _run.set(run.enclosing)
         restore_model(run.outer)
-        restore_scope(run.outer_fields)
+        restore_unscoped(run.outer_fields)
