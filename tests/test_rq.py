@@ -98,7 +98,9 @@ def worker_run(request: pytest.FixtureRequest, url: str, connection: Redis) -> W
     hostile = [queue.enqueue(rq_jobs.work, 10 + i, meta=meta).id for i, meta in enumerate(HOSTILE_METADATA)]
     untraced = [queue.enqueue(job, *args, retry=retry).id for job, args, retry in UNTRACED]
     command = [sys.executable, "-m", "rq.cli", *WORKERS[request.param], "--burst", "--url", url, rq_jobs.QUEUE]
-    with run_worker(command, exits=True) as lines:  # no PYTHONUNBUFFERED: print() must survive a work horse
+    # PYTHONUNBUFFERED off, even where the environment sets it: a buffered print() must survive a work
+    # horse (fapilog flushes it), and is one write: two worker-pool processes cannot interleave its halves.
+    with run_worker(command, env={"PYTHONUNBUFFERED": ""}, exits=True) as lines:
         pass
 
     def chain(a_id: str) -> tuple[str, str]:
