@@ -39,13 +39,17 @@ def patcher(record: Record) -> None:
     """Put the seven context fields and the app fields into *record*'s ``extra``; keys already there win."""
     try:
         fields: Mapping[str, Any] = current_model().__dict__
-        app = current_fields()
+        app: Mapping[str, object] | None = None
         if fields["trace_id"] is None:  # outside a request; or a record about one that failed
             exception = record["exception"]
             attached = attached_context(sys.exc_info()[1] if exception is None else exception.value)
             if attached is not None:
                 fields, app = attached
-        record["extra"] = {**fields, **declared.now.unbound, **app, **record["extra"]}
+        now = declared.now
+        if now.names:
+            record["extra"] = {**fields, **now.unbound, **(current_fields() if app is None else app), **record["extra"]}
+        else:  # no app fields declared: nothing to read or merge for them
+            record["extra"] = {**fields, **record["extra"]}
     except Exception as exc:
         warn_once(
             "loguru",
