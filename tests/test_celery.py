@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from fapilog._internal import tasks as tasks_module
 from tests.apps import celery_tasks, slow_stderr
 from tests.support.http import http_client
 from tests.support.records import FailingFilter, task_records
+from tests.support.queues import HEX32, HOSTILE_METADATA, TRACEPARENT, W3C_PARENT, W3C_TRACE, assert_hostile_metadata_never_shows
 from tests.support.servers import ROOT, json_lines, stop
 
 TIMEOUT = 60.0  # seconds a result may take on a slow CI machine; a join, never an assertion
@@ -34,11 +34,6 @@ LOAD = 200
 LOAD_CONCURRENCY = 20
 SHUTDOWN_NOTICE = "worker: Warm shutdown (MainProcess)"  # printed by Celery's signal handler, past logging
 POOLS = {"prefork": ["--concurrency", "2"], "threads": ["--concurrency", "8"], "solo": []}
-HEX32 = re.compile(r"[0-9a-f]{32}")
-HOSTILE_ID = "evil\r\nX-Injected: yes"
-HOSTILE_TRACESTATE = "hostile=" + "x" * 250 + "," + ",".join(f"k{i}=v" for i in range(12_000))  # > 100 kB
-W3C_TRACE = "0af7651916cd43dd8448eb211c80319c"
-W3C_PARENT = "b7ad6b7169203331"
 
 
 @dataclass
@@ -113,8 +108,7 @@ def _outcome(task_id: str) -> Any:
 async def _exercise() -> dict[str, Any]:
     """Send the requests and task messages of one worker run; wait for every result."""
     async with http_client(_api()) as client:
-        traceparent = f"00-{W3C_TRACE}-{W3C_PARENT}-01"
-        w3c = await client.post("/chain/1", headers={"traceparent": traceparent, "tracestate": "vendor=v1"})
+        w3c = await client.post("/chain/1", headers={"traceparent": TRACEPARENT, "tracestate": "vendor=v1"})
         plain = await client.post("/chain/2", headers={"X-Request-ID": "order-42"})
         failed = await client.post("/fail")
         fields = await client.post("/fields", headers={"Authorization": "Bearer u-1", "X-Tenant-ID": "acme"})
@@ -127,12 +121,7 @@ async def _exercise() -> dict[str, Any]:
 
         load = dict(await asyncio.gather(*(one(n) for n in range(100, 100 + LOAD))))
     # Published outside any request: the worker must replace or generate the trace.
-    hostile = [
-        celery_tasks.work.apply_async((10,), headers={"X-Request-ID": HOSTILE_ID, "traceparent": "00-junk"}).id,
-        celery_tasks.work.apply_async((11,), headers={"traceparent": f"00-{W3C_TRACE}-{W3C_PARENT}-01", "tracestate": HOSTILE_TRACESTATE}).id,
-        celery_tasks.work.apply_async((12,), headers={"X-Request-ID": 12345, "baggage": ["not", "text"]}).id,
-        celery_tasks.work.apply_async((13,)).id,
-    ]
+    hostile = [celery_tasks.work.apply_async((10 + i,), headers=headers).id for i, headers in enumerate(HOSTILE_METADATA)]
 
     def chain_ids(response_task_id: str) -> tuple[str, str]:
         b_id: str = _outcome(response_task_id)
@@ -319,16 +308,7 @@ def test_a_failing_task_is_logged_once_and_celerys_traceback_line_carries_its_tr
 
 def test_hostile_task_headers_run_with_a_clean_trace_and_never_reach_a_line(worker_run: WorkerRun) -> None:
     """Hostile id, broken traceparent, 100 kB tracestate, odd values, no headers: each task runs, traced."""
-    runs = [worker_run.task_records(task_id) for task_id in worker_run.hostile]
-    assert [[run["state"] for run in task_runs] for task_runs in runs] == [["SUCCESS"]] * 4
-    traces = [task_runs[0]["trace_id"] for task_runs in runs]
-    assert traces[1] == W3C_TRACE  # a valid traceparent is adopted; its tracestate is discarded whole
-    generated = [traces[0], traces[2], traces[3]]
-    assert all(HEX32.fullmatch(trace) for trace in generated) and len(set(generated)) == 3
-    everything = "\n".join(worker_run.lines)
-    assert "evil" not in everything and "Injected" not in everything and "hostile=" not in everything
-    warnings = [record for record in worker_run.records if record["logger"] == "fapilog.incoming"]
-    assert [record["trace_id"] for record in warnings] == [traces[0]]
+    assert_hostile_metadata_never_shows(worker_run)
 
 
 # In the caller's own thread: task.apply() and task_always_eager, no broker needed.
@@ -337,7 +317,7 @@ def test_hostile_task_headers_run_with_a_clean_trace_and_never_reach_a_line(work
 def test_apply_runs_as_a_child_of_the_callers_trace_and_gives_the_context_back(
     records: list[logging.LogRecord],
 ) -> None:
-    bind_trace_headers({"traceparent": f"00-{W3C_TRACE}-{W3C_PARENT}-01", "baggage": "tenant=blue"})
+    bind_trace_headers({"traceparent": TRACEPARENT, "baggage": "tenant=blue"})
     caller = get_context()
     headers = trace_headers()
     inside = celery_tasks.context.apply().get()
@@ -354,7 +334,7 @@ def test_apply_runs_as_a_child_of_the_callers_trace_and_gives_the_context_back(
 
 
 def test_apply_runs_with_the_callers_propagated_fields_and_gives_the_callers_fields_back() -> None:
-    bind_trace_headers({"traceparent": f"00-{W3C_TRACE}-{W3C_PARENT}-01"})
+    bind_trace_headers({"traceparent": TRACEPARENT})
     bind_fields(Shop(user_id="u-1", tenant_id="acme"))
     assert celery_tasks.fields.apply().get() == {"user_id": None, "tenant_id": "acme"}
     assert Shop.current() == Shop(user_id="u-1", tenant_id="acme")
@@ -394,7 +374,7 @@ def test_publishing_puts_the_trace_into_the_message_headers_and_keeps_a_foreign_
     signals.before_task_publish.connect(after, weak=False)
     try:
         app.send_task("outside")
-        bind_trace_headers({"traceparent": f"00-{W3C_TRACE}-{W3C_PARENT}-01", "tracestate": "v=1"})
+        bind_trace_headers({"traceparent": TRACEPARENT, "tracestate": "v=1"})
         app.send_task("inside")
         foreign = f"00-{W3C_TRACE}-{'1' * 16}-00"
         app.send_task("foreign", headers={"traceparent": foreign})

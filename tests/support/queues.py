@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from starlette.types import ASGIApp
 
@@ -29,6 +29,7 @@ from tests.support.servers import ROOT, json_lines, stop, wait_for_output
 __all__ = [
     "HEX32",
     "About",
+    "Exercised",
     "HOSTILE_ID",
     "HOSTILE_METADATA",
     "HOSTILE_TRACESTATE",
@@ -271,7 +272,17 @@ def assert_runs_find_no_context(run: WorkerRun, runs: int, probe: str = "probe")
     assert {record["trace_id"] for record in probes} == {None}
 
 
-def assert_hostile_metadata_never_shows(run: WorkerRun) -> None:
+class Exercised(Protocol):
+    """What a hostile-metadata check reads of a worker's run: Celery's run as well as the other queues'."""
+
+    lines: list[str]
+    records: list[dict[str, Any]]
+    hostile: list[str]
+
+    def task_records(self, job_id: str) -> list[dict[str, Any]]: ...
+
+
+def assert_hostile_metadata_never_shows(run: Exercised) -> None:
     """Each job with HOSTILE_METADATA ran, in a new trace or the valid traceparent's; no line shows the rest."""
     runs = [run.task_records(job_id) for job_id in run.hostile]
     assert [[record["state"] for record in job_runs] for job_runs in runs] == [["SUCCESS"]] * 4
